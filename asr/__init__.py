@@ -1,0 +1,3 @@
+"""asr: a recurrent (BiLSTM/BiGRU) CTC speech recognition toolkit."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,78 @@
+"""Audio I/O: the only file-decoding code in asr (soundfile), mono mix-down, resampling to 16 kHz."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from asr.fileio import atomic_path
+
+SAMPLE_RATE = 16000
+
+
+class AudioError(ValueError):
+    """A file that cannot be used as audio; the message names the file."""
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Read any file soundfile can decode; return mono float32 samples at `sample_rate`, shape (N,)."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)
+        raise AudioError(f"{path}: cannot decode audio ({exc})") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"{path}: audio is empty (0 samples)")
+    wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if not np.all(np.isfinite(wav)):
+        raise AudioError(f"{path}: audio contains NaN or infinite samples")
+    return resample(wav, sr, sample_rate)
+
+
+def resample(wav: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
+    """Band-limited resampling of a mono float32 signal (torchaudio's sinc interpolation)."""
+    wav = np.ascontiguousarray(wav, dtype=np.float32)
+    if sr_in == sr_out:
+        return wav
+    import torch
+    import torchaudio.functional as AF
+
+    out = AF.resample(torch.from_numpy(wav), int(sr_in), int(sr_out))
+    return out.numpy().astype(np.float32, copy=False)
+
+
+def write_audio(path: str | os.PathLike, wav: np.ndarray, sample_rate: int = SAMPLE_RATE,
+                compression_level: float | None = None) -> None:
+    """Write mono audio atomically; the format follows the suffix (.flac, .wav, .ogg = Opus).
+
+    `compression_level` (0 = best quality .. 1 = smallest) is passed to libsndfile for FLAC and Opus."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".ogg":
+        fmt, subtype = "OGG", "OPUS"
+    elif suffix == ".flac":
+        fmt, subtype = "FLAC", "PCM_16"
+    elif suffix == ".wav":
+        fmt, subtype = "WAV", "PCM_16"
+    else:
+        raise AudioError(f"{path}: unsupported output format {suffix!r} (use .flac, .wav or .ogg)")
+    wav = np.clip(np.asarray(wav, dtype=np.float32), -1.0, 1.0)
+    extra = {} if compression_level is None or fmt == "WAV" else {"compression_level": compression_level}
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), wav, sample_rate, format=fmt, subtype=subtype, **extra)
+
+
+def duration(path: str | os.PathLike) -> float:
+    """Duration in seconds from the file header (no decoding)."""
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:
+        raise AudioError(f"{path}: cannot read audio header ({exc})") from None
+    return float(info.frames) / float(info.samplerate)

@@ -1,0 +1,222 @@
+"""Typed, frozen configuration: loaded from YAML, overridden with `section.key=value`, validated."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value, an unknown key or an unreadable config file."""
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str = ""  # training manifest (JSON Lines)
+    dev: str = ""  # dev manifest, decoded with greedy WER after each epoch
+    max_duration: float = 30.0  # seconds; longer training utterances are skipped with a warning
+    cache_features: bool = True  # keep computed features in memory (small corpora)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    n_mels: int = 80  # log-mel filterbank channels
+    win_ms: float = 25.0  # analysis window
+    hop_ms: float = 10.0  # frame shift
+    speed_perturb: tuple[float, ...] = (0.9, 1.0, 1.1)  # training only; () or (1.0,) disables
+    freq_warp: float = 0.0  # training only: mel axis stretched by a factor in [1 - w, 1 + w] (VTLP-like)
+    freq_masks: int = 2  # SpecAugment, training only
+    freq_mask_width: int = 15  # bins
+    time_masks: int = 2
+    time_mask_width: int = 20  # frames (before subsampling)
+    time_mask_ratio: float = 0.1  # at most this fraction of an utterance per time mask
+
+    def __post_init__(self):
+        _check(self.n_mels > 0, "features.n_mels must be positive")
+        _check(0 < self.hop_ms <= self.win_ms, "features.hop_ms must be in (0, win_ms]")
+        _check(all(0.5 <= s <= 2.0 for s in self.speed_perturb), "features.speed_perturb factors must lie in [0.5, 2]")
+        _check(0.0 <= self.freq_warp < 0.5, "features.freq_warp must be in [0, 0.5)")
+        _check(min(self.freq_masks, self.time_masks, self.freq_mask_width, self.time_mask_width) >= 0,
+               "SpecAugment counts and widths must be >= 0")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    kind: str = "char"  # "char" (letters, apostrophe, space) or "bpe" (SentencePiece)
+    vocab_size: int = 256  # BPE only
+    double_letters: bool = False  # char only: "LL", "OO", ... are single symbols (no blank needed between)
+
+    def __post_init__(self):
+        _check(self.kind in ("char", "bpe"), f"tokenizer.kind must be 'char' or 'bpe', got {self.kind!r}")
+        _check(self.vocab_size >= 8, "tokenizer.vocab_size must be >= 8")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    subsampling: str = "conv"  # "conv" (2-D strided convolutions) or "stack" (frame stacking)
+    subsampling_factor: int = 4  # 2, 3, 4 or 6
+    conv_channels: int = 32
+    rnn_type: str = "gru"  # "lstm", "gru", "rnn_tanh", "rnn_relu"
+    num_layers: int = 3
+    hidden_size: int = 256  # per direction
+    bidirectional: bool = True
+    dropout: float = 0.1  # on the input of every recurrent layer and of the head
+    layer_norm: bool = False  # LayerNorm on the input of every recurrent layer
+
+    def __post_init__(self):
+        _check(self.subsampling in ("conv", "stack"),
+               f"model.subsampling must be 'conv' or 'stack', got {self.subsampling!r}")
+        _check(self.subsampling_factor in (2, 3, 4, 6), "model.subsampling_factor must be 2, 3, 4 or 6")
+        _check(self.rnn_type in ("lstm", "gru", "rnn_tanh", "rnn_relu"),
+               f"model.rnn_type must be lstm, gru, rnn_tanh or rnn_relu, got {self.rnn_type!r}")
+        _check(self.num_layers >= 1 and self.hidden_size >= 1, "model.num_layers and model.hidden_size must be >= 1")
+        _check(0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    exp_dir: str = "exp/default"
+    epochs: int = 20
+    batch_size: int = 32  # utterances per batch (upper bound)
+    max_batch_frames: int = 40000  # input frames per batch (upper bound)
+    lr: float = 2e-3  # peak learning rate
+    weight_decay: float = 1e-2
+    warmup_steps: int = 200  # linear warm-up, then cosine decay to lr * final_lr_ratio
+    final_lr_ratio: float = 0.02
+    grad_clip: float = 5.0  # max gradient norm; 0 disables
+    sortagrad: bool = True  # epoch 1 goes from the shortest batches to the longest
+    seed: int = 0
+    device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda"
+    num_threads: int = 0  # torch CPU threads; 0 = torch default
+    max_minutes: float = 0.0  # stop after this much training time (0 = no limit)
+
+    def __post_init__(self):
+        _check(self.epochs >= 1, "train.epochs must be >= 1")
+        _check(self.batch_size >= 1 and self.max_batch_frames >= 1,
+               "train.batch_size and max_batch_frames must be >= 1")
+        _check(self.lr > 0, "train.lr must be positive")
+        _check(self.grad_clip >= 0, "train.grad_clip must be >= 0")
+        _check(self.device in ("auto", "cpu", "cuda"), f"train.device must be auto, cpu or cuda, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+_SECTION_TYPES = {"data": DataConfig, "features": FeatureConfig, "tokenizer": TokenizerConfig,
+                  "model": ModelConfig, "train": TrainConfig}
+
+
+def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
+    """Convert a YAML or command-line value to the type of the field's default."""
+    where = f"{section}.{key}"
+    if isinstance(default, bool):
+        if isinstance(value, str):
+            low = value.lower()
+            if low in ("true", "yes", "1"):
+                return True
+            if low in ("false", "no", "0"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            value = yaml.safe_load(value) if value.strip() else []
+        if value is None:
+            value = []
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        try:
+            return tuple(float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a list of numbers, got {value!r}") from None
+    try:
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected {type(default).__name__}, got {value!r}") from None
+    return str(value)
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    """Build a validated Config from nested dicts; unknown sections or keys are errors."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config must be a mapping of sections (data, features, tokenizer, model, train)")
+    sections = {}
+    for name, cls in _SECTION_TYPES.items():
+        values = raw.get(name) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"config section {name!r} must be a mapping")
+        defaults = cls()
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"unknown config key {name}.{key} (known: {', '.join(sorted(known))})")
+        kwargs = {k: _coerce(name, k, v, getattr(defaults, k)) for k, v in values.items()}
+        sections[name] = cls(**kwargs)
+    for name in raw:
+        if name not in _SECTION_TYPES:
+            raise ConfigError(f"unknown config section {name!r} (known: {', '.join(_SECTION_TYPES)})")
+    return Config(**sections)
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """Plain nested dict (lists instead of tuples), suitable for YAML and checkpoints."""
+    out = dataclasses.asdict(cfg)
+    for section in out.values():
+        for k, v in section.items():
+            if isinstance(v, tuple):
+                section[k] = list(v)
+    return out
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` strings to a nested dict (values parsed as YAML scalars)."""
+    raw = {k: dict(v or {}) for k, v in raw.items()}
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ConfigError(f"override {item!r} must look like section.key=value")
+        dotted, value = item.split("=", 1)
+        section, key = dotted.split(".", 1)
+        parsed = yaml.safe_load(value) if value != "" else ""
+        raw.setdefault(section, {})[key] = parsed
+    return raw
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
+    """Read a YAML config file (or start from defaults when path is None), apply overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: config must be a mapping of sections")
+    return from_dict(apply_overrides(raw, list(overrides)))
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

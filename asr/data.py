@@ -1,0 +1,123 @@
+"""Dataset over a manifest, length-bucketed batches bounded by utterances and frames, padded collate."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset
+
+from asr.audio import load_audio
+from asr.config import FeatureConfig
+from asr.features import Cmvn, LogMel, apply_cmvn, freq_warp, spec_augment, speed_perturb
+from asr.manifest import Utterance
+
+
+@dataclass
+class Batch:
+    feats: torch.Tensor  # (B, T, F), zero-padded
+    feat_lens: torch.Tensor  # (B,) frames
+    targets: torch.Tensor  # (B, S), zero-padded token ids
+    target_lens: torch.Tensor  # (B,)
+    ids: list[str]
+
+
+class SpeechDataset(Dataset):
+    """Items are (normalised features (T, F), token ids); augmentation only when `train` is true."""
+
+    def __init__(self, utts: list[Utterance], tokenizer, feat_cfg: FeatureConfig, *,
+                 train: bool = False, cache: bool = True):
+        self.utts = utts
+        self.tokenizer = tokenizer
+        self.cfg = feat_cfg
+        self.train = train
+        self.cache = cache
+        self.logmel = LogMel(feat_cfg)
+        self.mean: torch.Tensor | None = None
+        self.std: torch.Tensor | None = None
+        self._feats: dict[tuple[int, float], torch.Tensor] = {}
+        self._tokens = [torch.tensor(tokenizer.encode(u.text), dtype=torch.long) for u in utts]
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def raw_features(self, i: int, speed: float = 1.0) -> torch.Tensor:
+        """Un-normalised log-mel features (T, F) of utterance i at a given speed, cached if enabled."""
+        key = (i, speed)
+        if key in self._feats:
+            return self._feats[key]
+        wav = torch.from_numpy(load_audio(self.utts[i].audio))
+        if not self.cache:
+            with torch.no_grad():
+                return self.logmel(speed_perturb(wav, speed))
+        # decode once, then cache every speed that training will ask for
+        speeds = set(self.cfg.speed_perturb) if self.train else set()
+        with torch.no_grad():
+            for s in speeds | {speed}:
+                self._feats[(i, s)] = self.logmel(speed_perturb(wav, s))
+        return self._feats[key]
+
+    def compute_cmvn(self, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        from tqdm import tqdm
+
+        acc = Cmvn(self.cfg.n_mels)
+        for i in tqdm(range(len(self)), desc="features+CMVN", unit="utt", disable=not progress, leave=False):
+            acc.add(self.raw_features(i))
+        return acc.stats()
+
+    def set_cmvn(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean, self.std = mean, std
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        speed = 1.0
+        if self.train and self.cfg.speed_perturb:
+            speed = random.choice(self.cfg.speed_perturb)
+        feats = self.raw_features(i, speed)
+        if self.train and self.cfg.freq_warp > 0:
+            feats = freq_warp(feats, random.uniform(1 - self.cfg.freq_warp, 1 + self.cfg.freq_warp))
+        if self.mean is not None:
+            feats = apply_cmvn(feats, self.mean, self.std)
+        if self.train:
+            feats = spec_augment(feats, self.cfg)
+        return feats, self._tokens[i]
+
+    def frames(self, i: int) -> int:
+        """Approximate frame count from the manifest duration (for batching)."""
+        return int(self.utts[i].duration * 1000 / self.cfg.hop_ms) + 1
+
+
+def make_batches(lengths: list[int], batch_size: int, max_frames: int, *, shuffle: bool,
+                 seed: int = 0) -> list[list[int]]:
+    """Group indices of similar length; a batch holds at most `batch_size` items and
+    `max_frames` padded frames (longest * count). Batch order is shuffled when asked."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches, current, longest = [], [], 0
+    for i in order:
+        new_longest = max(longest, lengths[i])
+        if current and (len(current) + 1 > batch_size or new_longest * (len(current) + 1) > max_frames):
+            batches.append(current)
+            current, new_longest = [], lengths[i]
+        current.append(i)
+        longest = new_longest
+    if current:
+        batches.append(current)
+    if shuffle:
+        random.Random(seed).shuffle(batches)
+    return batches
+
+
+def collate(items: list[tuple[torch.Tensor, torch.Tensor]], ids: list[str]) -> Batch:
+    feats = [f for f, _ in items]
+    toks = [t for _, t in items]
+    feat_lens = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+    target_lens = torch.tensor([t.shape[0] for t in toks], dtype=torch.long)
+    padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+    targets = torch.nn.utils.rnn.pad_sequence(toks, batch_first=True) if toks else torch.zeros(0, 0)
+    return Batch(padded, feat_lens, targets.long(), target_lens, ids)
+
+
+def iterate_batches(dataset: SpeechDataset, batches: list[list[int]]):
+    """Yield collated Batches in the given order (single process; features cached in memory)."""
+    for idx in batches:
+        yield collate([dataset[i] for i in idx], [dataset.utts[i].id for i in idx])

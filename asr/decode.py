@@ -1,0 +1,72 @@
+"""Decoding: greedy CTC (best path, collapse repeats, drop blanks) over a manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from asr.fileio import atomic_path
+from asr.text import BLANK
+
+
+def greedy_ids(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+    """Best path per utterance: (B, T, V) log-probs and (B,) lengths → token-id lists."""
+    best = log_probs.argmax(dim=-1).cpu()  # (B, T)
+    out = []
+    for row, n in zip(best.tolist(), lengths.tolist()):
+        ids, prev = [], BLANK
+        for t in row[:n]:
+            if t != prev and t != BLANK:
+                ids.append(t)
+            prev = t
+        out.append(ids)
+    return out
+
+
+def write_hypotheses(hyps: dict[str, str], path: str | Path) -> None:
+    """JSON Lines `{"id": ..., "text": ...}`, written atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in hyps.items()), encoding="utf-8")
+
+
+def read_hypotheses(path: str | Path) -> dict[str, str]:
+    from asr.manifest import ManifestError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: hypothesis file not found")
+    hyps = {}
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            hyps[str(obj["id"])] = str(obj["text"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ManifestError(f"{path}:{n}: expected {{\"id\": ..., \"text\": ...}}") from None
+    return hyps
+
+
+def decode_manifest(recognizer, manifest: str | Path, out: str | Path, *, batch_size: int = 16,
+                    progress: bool = True) -> dict[str, str]:
+    """Greedy-decode every utterance of a manifest with a loaded Recognizer; write hypotheses to `out`."""
+    from tqdm import tqdm
+
+    from asr.data import SpeechDataset, iterate_batches, make_batches
+    from asr.manifest import read_manifest
+
+    utts = read_manifest(manifest)
+    ds = recognizer.dataset(utts)
+    batches = make_batches([ds.frames(i) for i in range(len(ds))], batch_size, 10**9, shuffle=False)
+    hyps: dict[str, str] = {}
+    bar = tqdm(total=len(ds), desc="decode", unit="utt", disable=not progress)
+    for batch in iterate_batches(ds, batches):
+        hyps.update(zip(batch.ids, recognizer.decode_features(batch.feats, batch.feat_lens)))
+        bar.update(len(batch.ids))
+    bar.close()
+    assert isinstance(ds, SpeechDataset)
+    ordered = {u.id: hyps[u.id] for u in utts}
+    write_hypotheses(ordered, out)
+    return ordered

@@ -1,0 +1,79 @@
+"""Manifests: JSON Lines, one utterance a line with `id`, `audio`, `duration`, `speaker`, `text`."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from asr.fileio import atomic_path
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Utterance:
+    id: str
+    audio: str  # path to the audio file
+    duration: float  # seconds
+    speaker: str
+    text: str
+
+
+_FIELDS = ("id", "audio", "duration", "speaker", "text")
+
+
+def _parse_line(line: str, where: str) -> Utterance:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{where}: not valid JSON ({exc.msg})") from None
+    if not isinstance(obj, dict):
+        raise ManifestError(f"{where}: expected a JSON object")
+    missing = [k for k in _FIELDS if k not in obj]
+    if missing:
+        raise ManifestError(f"{where}: missing field(s) {', '.join(missing)}")
+    try:
+        dur = float(obj["duration"])
+    except (TypeError, ValueError):
+        raise ManifestError(f"{where}: duration must be a number, got {obj['duration']!r}") from None
+    if not dur > 0:
+        raise ManifestError(f"{where}: duration must be positive, got {dur}")
+    for key in ("id", "audio", "speaker", "text"):
+        if not isinstance(obj[key], str):
+            raise ManifestError(f"{where}: field {key!r} must be a string")
+    if not obj["id"] or not obj["audio"]:
+        raise ManifestError(f"{where}: empty id or audio path")
+    return Utterance(obj["id"], obj["audio"], dur, obj["speaker"], obj["text"])
+
+
+def read_manifest(path: str | os.PathLike) -> list[Utterance]:
+    """Read and validate a manifest; relative audio paths are resolved against the manifest's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    utts, seen = [], set()
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            utt = _parse_line(line, f"{path}:{n}")
+            if utt.id in seen:
+                raise ManifestError(f"{path}:{n}: duplicate utterance id {utt.id!r}")
+            seen.add(utt.id)
+            audio = Path(utt.audio)
+            if not audio.is_absolute():
+                utt = Utterance(utt.id, str(path.parent / audio), utt.duration, utt.speaker, utt.text)
+            utts.append(utt)
+    if not utts:
+        raise ManifestError(f"{path}: manifest has no utterances")
+    return utts
+
+
+def write_manifest(utts: list[Utterance], path: str | os.PathLike) -> None:
+    """Write atomically (temporary file, then rename)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(asdict(u), ensure_ascii=False) + "\n" for u in utts), encoding="utf-8")

@@ -1,0 +1,110 @@
+"""Text normalisation and tokenizers: characters (blank = 0) and SentencePiece BPE."""
+
+from __future__ import annotations
+
+import io
+import re
+
+BLANK = 0
+_KEEP = re.compile(r"[^A-Z' ]+")
+_SPACES = re.compile(r"\s+")
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+CHARS = (" ", "'") + tuple(LETTERS)
+# One symbol per doubled letter ("LL", "OO", ...): CTC can only emit the same symbol twice in a row with a
+# blank frame between, which subsampled frames of fast speech often lack; a geminate symbol needs none.
+DOUBLE_LETTERS = tuple(c + c for c in LETTERS)
+
+
+def normalize(text: str) -> str:
+    """Upper-case, map anything outside A-Z/apostrophe to a space, collapse spaces."""
+    text = _KEEP.sub(" ", text.upper().replace("-", " "))
+    return _SPACES.sub(" ", text).strip()
+
+
+class CharTokenizer:
+    """Letters, apostrophe and space (optionally doubled letters as single symbols); id 0 is the CTC blank.
+
+    Encoding takes the longest matching symbol at each position."""
+
+    kind = "char"
+
+    def __init__(self, symbols: tuple[str, ...] = CHARS):
+        self.symbols = tuple(symbols)
+        self._index = {s: i + 1 for i, s in enumerate(self.symbols)}
+        self._longest = max(len(s) for s in self.symbols)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.symbols) + 1
+
+    def encode(self, text: str) -> list[int]:
+        text, ids, i = normalize(text), [], 0
+        while i < len(text):
+            for n in range(min(self._longest, len(text) - i), 0, -1):
+                if text[i:i + n] in self._index:
+                    ids.append(self._index[text[i:i + n]])
+                    i += n
+                    break
+            else:
+                raise ValueError(f"character {text[i]!r} is not in the tokenizer's symbols")
+        return ids
+
+    def decode(self, ids: list[int]) -> str:
+        chars = [self.symbols[i - 1] for i in ids if 0 < i <= len(self.symbols)]
+        return _SPACES.sub(" ", "".join(chars)).strip()
+
+    def state(self) -> dict:
+        return {"kind": "char", "symbols": list(self.symbols)}
+
+
+class BpeTokenizer:
+    """SentencePiece BPE; SentencePiece id k becomes k + 1 so that 0 stays the CTC blank."""
+
+    kind = "bpe"
+
+    def __init__(self, model_proto: bytes):
+        import sentencepiece as spm
+
+        self.model_proto = bytes(model_proto)
+        self.sp = spm.SentencePieceProcessor(model_proto=self.model_proto)
+
+    @classmethod
+    def train(cls, texts: list[str], vocab_size: int) -> BpeTokenizer:
+        import sentencepiece as spm
+
+        buf = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter([normalize(t) for t in texts if normalize(t)]), model_writer=buf,
+            vocab_size=vocab_size, model_type="bpe", character_coverage=1.0, hard_vocab_limit=False,
+            bos_id=-1, eos_id=-1, unk_id=0, minloglevel=2)
+        return cls(buf.getvalue())
+
+    @property
+    def vocab_size(self) -> int:
+        return self.sp.get_piece_size() + 1
+
+    def encode(self, text: str) -> list[int]:
+        return [i + 1 for i in self.sp.encode(normalize(text))]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.sp.decode([i - 1 for i in ids if i > 0]).strip()
+
+    def state(self) -> dict:
+        return {"kind": "bpe", "model": self.model_proto}
+
+
+def build_tokenizer(kind: str, texts: list[str], vocab_size: int = 256, double_letters: bool = False):
+    """A new tokenizer of the configured kind; BPE is trained on `texts`."""
+    if kind == "char":
+        return CharTokenizer(CHARS + DOUBLE_LETTERS if double_letters else CHARS)
+    if kind == "bpe":
+        return BpeTokenizer.train(texts, vocab_size)
+    raise ValueError(f"unknown tokenizer kind {kind!r}")
+
+
+def tokenizer_from_state(state: dict):
+    if state.get("kind") == "char":
+        return CharTokenizer(tuple(state["symbols"]))
+    if state.get("kind") == "bpe":
+        return BpeTokenizer(bytes(state["model"]))
+    raise ValueError(f"unknown tokenizer state {state.get('kind')!r}")

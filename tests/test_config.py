@@ -1,0 +1,37 @@
+import pytest
+
+from asr.config import Config, ConfigError, load_config, save_config
+
+
+def test_defaults_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  rnn_type: lstm\n  hidden_size: 64\ntrain:\n  epochs: 3\n")
+    cfg = load_config(path, ["model.num_layers=2", "features.speed_perturb=[1.0]", "model.bidirectional=false"])
+    assert cfg.model.rnn_type == "lstm" and cfg.model.hidden_size == 64 and cfg.model.num_layers == 2
+    assert cfg.features.speed_perturb == (1.0,)
+    assert cfg.model.bidirectional is False
+    assert cfg.train.epochs == 3 and cfg.train.lr == Config().train.lr
+
+
+def test_resolved_config_roundtrips(tmp_path):
+    cfg = load_config(None, ["tokenizer.kind=bpe", "train.lr=0.01"])
+    save_config(cfg, tmp_path / "resolved.yaml")
+    assert load_config(tmp_path / "resolved.yaml") == cfg
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model.hiden_size=3", "unknown config key model.hiden_size"),
+    ("modle.hidden_size=3", "unknown config section 'modle'"),
+    ("model.hidden_size=abc", "model.hidden_size: expected int"),
+    ("model.rnn_type=transformer", "rnn_type must be"),
+    ("train.lr=-1", "lr must be positive"),
+    ("nodot=1", "must look like section.key=value"),
+])
+def test_bad_config_is_a_clear_error(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
