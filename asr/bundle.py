@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from asr.config import Config, from_dict, to_dict
-from asr.features import LogMel, apply_cmvn
+from asr.features import LogMel, apply_cmvn, trim_silence, utterance_mean_norm
 from asr.fileio import atomic_path
 from asr.model import AcousticModel
 from asr.text import tokenizer_from_state
@@ -77,15 +77,37 @@ class Recognizer:
         return ds
 
     @torch.no_grad()
-    def decode_features(self, feats: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        """Normalised, padded features (B, T, F) → one text per utterance."""
-        from asr.decode import greedy_ids
+    def decode_features(self, feats: torch.Tensor, lengths: torch.Tensor,
+                        choices: list[str] | None = None) -> list[str]:
+        """Normalised, padded features (B, T, F) → one text per utterance: greedy CTC, or with `choices`
+        the allowed transcript of highest CTC likelihood."""
+        from asr.decode import best_choices, greedy_ids
 
         log_probs, out_lens = self.model(feats.to(self.device), lengths.to(self.device))
+        if choices:
+            best = best_choices(log_probs, out_lens, [self.tokenizer.encode(c) for c in choices])
+            return [choices[i] for i in best]
         return [self.tokenizer.decode(ids) for ids in greedy_ids(log_probs, out_lens)]
 
     @torch.no_grad()
     def transcribe_wave(self, wav: torch.Tensor) -> str:
         """Mono 16 kHz waveform (N,) → text."""
-        feats = apply_cmvn(self.logmel(wav), self.mean, self.std)
+        fc = self.cfg.features
+        feats = utterance_mean_norm(self.logmel(trim_silence(wav, fc.trim_db)), fc.utterance_mean_norm)
+        feats = apply_cmvn(feats, self.mean, self.std)
         return self.decode_features(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))[0]
+
+
+def package(exp: str | Path, out: str | Path) -> Path:
+    """The deliverable of an experiment: its best model bundle, checked by loading it, with the experiment's
+    RESULTS.json rows (if scored) and its name attached, written atomically to `out`."""
+    import json
+
+    exp = Path(exp)
+    bundle = read_bundle(exp / "model.pt")
+    Recognizer(bundle)  # must build and load
+    results = exp / "RESULTS.json"
+    bundle["results"] = json.loads(results.read_text()) if results.is_file() else []
+    bundle["experiment"] = str(exp)
+    save_bundle(bundle, out)
+    return Path(out)

@@ -10,16 +10,86 @@ from asr.bundle import BundleError
 from asr.config import ConfigError
 from asr.manifest import ManifestError
 
-USER_ERRORS = (AudioError, BundleError, ConfigError, ManifestError, FileNotFoundError, RuntimeError)
+USER_ERRORS = (AudioError, BundleError, ConfigError, ManifestError, FileNotFoundError, RuntimeError, ValueError)
+
+
+def cmd_download(args) -> int:
+    progress = not args.quiet
+    if args.corpus == "librispeech":
+        from asr.corpus.librispeech import EVAL_SUBSETS, download
+
+        dest = download(args.dest, args.subsets or ["100h", *EVAL_SUBSETS], args.source, progress)
+    elif args.corpus == "fsdd":
+        from asr.corpus.fsdd import download
+
+        dest = download(args.dest, args.source, progress)
+    else:
+        from asr.corpus.an4 import download
+
+        dest = download(args.dest, args.source, progress)
+    print(f"{args.corpus}: {dest}")
+    return 0
 
 
 def cmd_prepare(args) -> int:
+    progress = not args.quiet
     if args.corpus == "librispeech":
         from asr.corpus.librispeech import prepare
 
-        counts = prepare(args.src, args.out, args.subsets or None, progress=not args.quiet)
+        counts = prepare(args.src, args.out, args.subsets or None, progress=progress)
+    elif args.corpus == "fsdd":
+        from asr.corpus.fsdd import prepare
+
+        counts = prepare(args.src, args.out, progress=progress)
+    else:
+        from asr.corpus.an4 import prepare
+
+        counts = prepare(args.src, args.out, progress=progress)
     for name, n in counts.items():
         print(f"{args.out}/{name}.jsonl: {n} utterances")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    from asr.config import load_config
+    from asr.data import compute_stats_file
+
+    cfg = load_config(args.config, args.overrides)
+    frames = compute_stats_file(args.manifest, cfg.features, args.out, progress=not args.quiet)
+    print(f"normalisation statistics over {frames} frames: {args.out}")
+    return 0
+
+
+def cmd_tokenizer(args) -> int:
+    from asr.config import load_config
+    from asr.text import train_tokenizer_file
+
+    t = load_config(args.config, args.overrides).tokenizer
+    tok = train_tokenizer_file(args.manifest, t.kind, args.out, t.vocab_size, t.double_letters)
+    print(f"{t.kind} tokenizer, {tok.vocab_size} symbols with blank: {args.out}")
+    return 0
+
+
+def cmd_package(args) -> int:
+    from asr.bundle import package
+
+    out = package(args.exp, args.out)
+    print(f"packaged model: {out}")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from asr.manifest import merge_manifests
+
+    n = merge_manifests(args.inputs, args.out)
+    print(f"{args.out}: {n} utterances")
+    return 0
+
+
+def cmd_summarize(args) -> int:
+    from asr.score import summarize
+
+    print(summarize(args.scores, args.out, args.title))
     return 0
 
 
@@ -44,19 +114,23 @@ def cmd_train(args) -> int:
 
 def cmd_decode(args) -> int:
     from asr.bundle import Recognizer
-    from asr.decode import decode_manifest
+    from asr.decode import decode_manifest, read_choices
 
     rec = Recognizer.load(args.model, args.device)
-    decode_manifest(rec, args.manifest, args.out, batch_size=args.batch_size, progress=not args.quiet)
+    choices = read_choices(args.choices) if args.choices else None
+    decode_manifest(rec, args.manifest, args.out, batch_size=args.batch_size, progress=not args.quiet,
+                    choices=choices)
     print(f"hypotheses: {args.out}")
     return 0
 
 
 def cmd_score(args) -> int:
-    from asr.score import score_files
+    from asr.score import record_result, score_files
 
     result = score_files(args.manifest, args.hyp, args.out_dir)
     print(result.summary(args.name))
+    if args.results:
+        record_result(args.results, args.name or str(args.manifest), result, args.model_label, args.config_label)
     return 0
 
 
@@ -65,6 +139,8 @@ def cmd_transcribe(args) -> int:
     from asr.transcribe import transcribe_files
 
     rec = Recognizer.load(args.model, args.device)
+    if args.stream:
+        return _transcribe_stream(rec, args)
     failed = 0
     for t in transcribe_files(rec, args.files):
         if t.error is not None:
@@ -77,17 +153,86 @@ def cmd_transcribe(args) -> int:
     return 1 if failed else 0
 
 
+def _transcribe_stream(rec, args) -> int:
+    from asr.audio import AudioError
+    from asr.chunking import Streamer
+    from asr.transcribe import file_blocks, stdin_blocks, stream_transcribe
+
+    latency = Streamer(rec).latency_ms  # also checks that the model can stream
+    print(f"streaming: algorithmic latency {latency:.0f} ms (chunk {rec.cfg.model.tbptt_chunk} + right context "
+          f"{rec.cfg.model.right_context} frames of {rec.cfg.model.subsampling_factor * rec.cfg.features.hop_ms:.0f}"
+          " ms)", file=sys.stderr, flush=True)
+
+    def partial(text, seconds):
+        print(f"partial {seconds:6.2f}s: {text}", file=sys.stderr, flush=True)
+
+    failed = 0
+    for name in args.files:
+        blocks = stdin_blocks(sys.stdin.buffer, args.block_ms) if name == "-" else file_blocks(name, args.block_ms)
+        try:
+            text = stream_transcribe(rec, blocks, partial)
+        except AudioError as exc:
+            failed += 1
+            print(f"error: {exc}", file=sys.stderr, flush=True)
+            continue
+        print(f"{name}\t{text}" if args.with_names else text, flush=True)
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asr", description="RNN-CTC speech recognition toolkit.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    corpora = ["librispeech", "fsdd", "an4"]
+    s = sub.add_parser("download", help="fetch and extract a corpus (or take it from a local --source)")
+    s.add_argument("corpus", choices=corpora)
+    s.add_argument("dest", help="folder to download and extract into")
+    s.add_argument("--source", help="local copy instead of the network: the archive, a folder holding it, "
+                                    "or the extracted corpus folder")
+    s.add_argument("--subsets", nargs="*", help="LibriSpeech: subsets, or 100h/460h/960h "
+                                                "(default: 100h and the four dev/test sets)")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_download)
+
     s = sub.add_parser("prepare", help="write JSON Lines manifests from a corpus on disk")
-    s.add_argument("corpus", choices=["librispeech"], help="corpus layout")
-    s.add_argument("src", help="corpus folder (e.g. the one holding LibriSpeech/ or the subsets)")
-    s.add_argument("out", help="output folder for <subset>.jsonl manifests")
-    s.add_argument("--subsets", nargs="*", help="subset folder names (default: all found)")
+    s.add_argument("corpus", choices=corpora, help="corpus layout")
+    s.add_argument("src", help="corpus folder (e.g. the one holding LibriSpeech/, recordings/ or an4/)")
+    s.add_argument("out", help="output folder for <set>.jsonl manifests")
+    s.add_argument("--subsets", nargs="*", help="LibriSpeech: subset folder names (default: all found)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser("merge", help="concatenate manifests into one (ids must be unique)")
+    s.add_argument("out", help="manifest to write")
+    s.add_argument("inputs", nargs="+", help="manifests to concatenate, in order")
+    s.set_defaults(func=cmd_merge)
+
+    s = sub.add_parser("stats", help="global mean/variance normalisation statistics of a training manifest")
+    s.add_argument("--config", help="YAML config (its features section is used)")
+    s.add_argument("manifest", help="training manifest")
+    s.add_argument("out", help="statistics file (JSON) to write; pass it to training as data.cmvn")
+    s.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_stats)
+
+    s = sub.add_parser("tokenizer", help="build the configured tokenizer (characters or BPE) from a manifest")
+    s.add_argument("--config", help="YAML config (its tokenizer section is used)")
+    s.add_argument("manifest", help="training manifest")
+    s.add_argument("out", help="tokenizer file (JSON) to write; pass it to training as tokenizer.file")
+    s.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
+    s.set_defaults(func=cmd_tokenizer)
+
+    s = sub.add_parser("package", help="check an experiment's best model and write it, with its results, "
+                                       "as one bundle")
+    s.add_argument("exp", help="experiment folder (holding model.pt and optionally RESULTS.json)")
+    s.add_argument("out", help="bundle file to write")
+    s.set_defaults(func=cmd_package)
+
+    s = sub.add_parser("summarize", help="table of several scored sets with their mean and worst WER")
+    s.add_argument("scores", nargs="+", help="wer.json files written by `asr score --out-dir`")
+    s.add_argument("--out", help="write the table (Markdown) here")
+    s.add_argument("--title", default="summary")
+    s.set_defaults(func=cmd_summarize)
 
     s = sub.add_parser("synth", help="speak a synthetic corpus with espeak-ng/flite in LibriSpeech layout")
     s.add_argument("out", help="output folder")
@@ -110,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--manifest", required=True)
     s.add_argument("--out", required=True, help="hypothesis file (JSON Lines)")
     s.add_argument("--batch-size", type=int, default=16)
+    s.add_argument("--choices", help="closed-set decoding: file of allowed transcripts, one per line "
+                                     "(each utterance gets the one with the highest CTC likelihood)")
     s.add_argument("--device", default="cpu")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_decode)
@@ -118,13 +265,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--manifest", required=True)
     s.add_argument("--hyp", required=True)
     s.add_argument("--out-dir", help="write wer.json and alignments.txt here")
-    s.add_argument("--name", default="", help="label printed before the numbers")
+    s.add_argument("--name", default="", help="label printed before the numbers (the set's row in --results)")
+    s.add_argument("--results", help="add or replace this set's row in an experiment's RESULTS.md")
+    s.add_argument("--model-label", default="", help="model column of the RESULTS.md row")
+    s.add_argument("--config-label", default="", help="config column of the RESULTS.md row")
     s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("transcribe", help="transcribe audio files (one line of text per file)")
     s.add_argument("--model", required=True, help="model bundle (.pt)")
     s.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, ...; any rate and channel count)")
     s.add_argument("--with-names", action="store_true", help="prefix each line with the file name and a tab")
+    s.add_argument("--stream", action="store_true",
+                   help="streaming recognition (chunk-trained models): read each file in blocks, or raw 16-bit "
+                        "16 kHz mono PCM from stdin for '-'; partial hypotheses on stderr, final text on stdout")
+    s.add_argument("--block-ms", type=float, default=100.0, help="--stream: audio block size in milliseconds")
     s.add_argument("--device", default="cpu")
     s.set_defaults(func=cmd_transcribe)
     return p
@@ -134,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # overrides may come after options (`asr train --config c.yaml --quiet model.hidden_size=64`)
-    if extra and args.command == "train" and all("=" in e and not e.startswith("-") for e in extra):
+    takes_overrides = args.command in ("train", "stats", "tokenizer")
+    if extra and takes_overrides and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides = list(args.overrides) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -25,6 +25,7 @@ class DataConfig:
     dev: str = ""  # dev manifest, decoded with greedy WER after each epoch
     max_duration: float = 30.0  # seconds; longer training utterances are skipped with a warning
     cache_features: bool = True  # keep computed features in memory (small corpora)
+    cmvn: str = ""  # normalisation statistics from `asr stats`; empty = computed from data.train at start
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,14 @@ class FeatureConfig:
     n_mels: int = 80  # log-mel filterbank channels
     win_ms: float = 25.0  # analysis window
     hop_ms: float = 10.0  # frame shift
+    f_min: float = 0.0  # lowest mel filter edge (Hz)
+    f_max: float = 0.0  # highest mel filter edge (Hz); 0 = Nyquist. 4000 for band-limited (8 kHz) recordings
+    trim_db: float = 0.0  # cut leading/trailing audio quieter than the loudest 10 ms by this many dB (0 = off)
+    utterance_mean_norm: bool = False  # subtract each utterance's own mean per channel (before global CMVN)
     speed_perturb: tuple[float, ...] = (0.9, 1.0, 1.1)  # training only; () or (1.0,) disables
     freq_warp: float = 0.0  # training only: mel axis stretched by a factor in [1 - w, 1 + w] (VTLP-like)
+    noise_snr: tuple[float, ...] = ()  # training only: [low, high] dB; adds noise at a random SNR in the range
+    noise_prob: float = 0.5  # fraction of training utterances that get noise (when noise_snr is set)
     freq_masks: int = 2  # SpecAugment, training only
     freq_mask_width: int = 15  # bins
     time_masks: int = 2
@@ -43,8 +50,14 @@ class FeatureConfig:
     def __post_init__(self):
         _check(self.n_mels > 0, "features.n_mels must be positive")
         _check(0 < self.hop_ms <= self.win_ms, "features.hop_ms must be in (0, win_ms]")
+        _check(self.trim_db >= 0, "features.trim_db must be >= 0 (0 disables trimming)")
+        _check(0 <= self.f_min and (self.f_max == 0 or self.f_min < self.f_max <= 8000),
+               "features.f_min/f_max must satisfy 0 <= f_min < f_max <= 8000 (f_max 0 = 8000)")
         _check(all(0.5 <= s <= 2.0 for s in self.speed_perturb), "features.speed_perturb factors must lie in [0.5, 2]")
         _check(0.0 <= self.freq_warp < 0.5, "features.freq_warp must be in [0, 0.5)")
+        _check(len(self.noise_snr) in (0, 2) and (not self.noise_snr or self.noise_snr[0] <= self.noise_snr[1]),
+               "features.noise_snr must be [] or [low_db, high_db] with low <= high")
+        _check(0.0 <= self.noise_prob <= 1.0, "features.noise_prob must be in [0, 1]")
         _check(min(self.freq_masks, self.time_masks, self.freq_mask_width, self.time_mask_width) >= 0,
                "SpecAugment counts and widths must be >= 0")
 
@@ -54,6 +67,7 @@ class TokenizerConfig:
     kind: str = "char"  # "char" (letters, apostrophe, space) or "bpe" (SentencePiece)
     vocab_size: int = 256  # BPE only
     double_letters: bool = False  # char only: "LL", "OO", ... are single symbols (no blank needed between)
+    file: str = ""  # tokenizer from `asr tokenizer`; empty = built from data.train at start
 
     def __post_init__(self):
         _check(self.kind in ("char", "bpe"), f"tokenizer.kind must be 'char' or 'bpe', got {self.kind!r}")
@@ -71,6 +85,8 @@ class ModelConfig:
     bidirectional: bool = True
     dropout: float = 0.1  # on the input of every recurrent layer and of the head
     layer_norm: bool = False  # LayerNorm on the input of every recurrent layer
+    tbptt_chunk: int = 0  # K: frames (after subsampling) per chunk; 0 = full-utterance BPTT
+    right_context: int = 0  # R: future frames the backward direction sees past each chunk (bidirectional)
 
     def __post_init__(self):
         _check(self.subsampling in ("conv", "stack"),
@@ -80,6 +96,9 @@ class ModelConfig:
                f"model.rnn_type must be lstm, gru, rnn_tanh or rnn_relu, got {self.rnn_type!r}")
         _check(self.num_layers >= 1 and self.hidden_size >= 1, "model.num_layers and model.hidden_size must be >= 1")
         _check(0.0 <= self.dropout < 1.0, "model.dropout must be in [0, 1)")
+        _check(self.tbptt_chunk >= 0 and self.right_context >= 0, "model.tbptt_chunk and right_context must be >= 0")
+        _check(self.right_context == 0 or (self.bidirectional and self.tbptt_chunk > 0),
+               "model.right_context needs a bidirectional model with model.tbptt_chunk > 0")
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,17 @@ from torch.utils.data import Dataset
 
 from asr.audio import load_audio
 from asr.config import FeatureConfig
-from asr.features import Cmvn, LogMel, apply_cmvn, freq_warp, spec_augment, speed_perturb
+from asr.features import (
+    Cmvn,
+    LogMel,
+    add_noise,
+    apply_cmvn,
+    freq_warp,
+    spec_augment,
+    speed_perturb,
+    trim_silence,
+    utterance_mean_norm,
+)
 from asr.manifest import Utterance
 
 
@@ -37,7 +47,8 @@ class SpeechDataset(Dataset):
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
         self._feats: dict[tuple[int, float], torch.Tensor] = {}
-        self._tokens = [torch.tensor(tokenizer.encode(u.text), dtype=torch.long) for u in utts]
+        self._tokens = ([torch.tensor(tokenizer.encode(u.text), dtype=torch.long) for u in utts]
+                        if tokenizer is not None else [torch.zeros(0, dtype=torch.long)] * len(utts))
 
     def __len__(self) -> int:
         return len(self.utts)
@@ -47,7 +58,7 @@ class SpeechDataset(Dataset):
         key = (i, speed)
         if key in self._feats:
             return self._feats[key]
-        wav = torch.from_numpy(load_audio(self.utts[i].audio))
+        wav = trim_silence(torch.from_numpy(load_audio(self.utts[i].audio)), self.cfg.trim_db)
         if not self.cache:
             with torch.no_grad():
                 return self.logmel(speed_perturb(wav, speed))
@@ -63,7 +74,7 @@ class SpeechDataset(Dataset):
 
         acc = Cmvn(self.cfg.n_mels)
         for i in tqdm(range(len(self)), desc="features+CMVN", unit="utt", disable=not progress, leave=False):
-            acc.add(self.raw_features(i))
+            acc.add(utterance_mean_norm(self.raw_features(i), self.cfg.utterance_mean_norm))
         return acc.stats()
 
     def set_cmvn(self, mean: torch.Tensor, std: torch.Tensor) -> None:
@@ -74,6 +85,9 @@ class SpeechDataset(Dataset):
         if self.train and self.cfg.speed_perturb:
             speed = random.choice(self.cfg.speed_perturb)
         feats = self.raw_features(i, speed)
+        if self.train and self.cfg.noise_snr and random.random() < self.cfg.noise_prob:
+            feats = add_noise(feats, random.uniform(*self.cfg.noise_snr), random.uniform(-10, 10))
+        feats = utterance_mean_norm(feats, self.cfg.utterance_mean_norm)
         if self.train and self.cfg.freq_warp > 0:
             feats = freq_warp(feats, random.uniform(1 - self.cfg.freq_warp, 1 + self.cfg.freq_warp))
         if self.mean is not None:
@@ -121,3 +135,19 @@ def iterate_batches(dataset: SpeechDataset, batches: list[list[int]]):
     """Yield collated Batches in the given order (single process; features cached in memory)."""
     for idx in batches:
         yield collate([dataset[i] for i in idx], [dataset.utts[i].id for i in idx])
+
+
+def compute_stats_file(manifest, feat_cfg: FeatureConfig, out, progress: bool = True) -> int:
+    """Global CMVN statistics of a manifest's features (no augmentation) written to `out`; returns frames."""
+    from tqdm import tqdm
+
+    from asr.features import Cmvn, save_cmvn, utterance_mean_norm
+    from asr.manifest import read_manifest
+
+    ds = SpeechDataset(read_manifest(manifest), None, feat_cfg, train=False, cache=False)
+    acc = Cmvn(feat_cfg.n_mels)
+    for i in tqdm(range(len(ds)), desc="stats", unit="utt", disable=not progress):
+        acc.add(utterance_mean_norm(ds.raw_features(i), feat_cfg.utterance_mean_norm))
+    mean, std = acc.stats()
+    save_cmvn(mean, std, out, acc.count)
+    return acc.count

@@ -25,6 +25,36 @@ def greedy_ids(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]
     return out
 
 
+def best_choices(log_probs: torch.Tensor, lengths: torch.Tensor, choices: list[list[int]]) -> list[int]:
+    """Closed-set decoding: for each utterance, the index of the allowed token sequence with the highest
+    CTC likelihood (exact, by the CTC forward algorithm, not a beam). log_probs (B, T, V), lengths (B,)."""
+    if not choices or any(not c for c in choices):
+        raise ValueError("every choice must be a non-empty token sequence")
+    b, t, _ = log_probs.shape
+    c = len(choices)
+    lp = log_probs.float().transpose(0, 1)  # (T, B, V)
+    lp = lp.unsqueeze(2).expand(t, b, c, lp.shape[-1]).reshape(t, b * c, lp.shape[-1])
+    targets = torch.tensor([tok for _ in range(b) for ch in choices for tok in ch], dtype=torch.long)
+    target_lens = torch.tensor([len(ch) for ch in choices] * b, dtype=torch.long)
+    input_lens = lengths.cpu().long().repeat_interleave(c)
+    nll = torch.nn.functional.ctc_loss(lp.cpu(), targets, input_lens, target_lens, blank=BLANK, reduction="none",
+                                       zero_infinity=False)  # impossible alignments are +inf
+    return nll.view(b, c).argmin(dim=1).tolist()
+
+
+def read_choices(path: str | Path) -> list[str]:
+    """Allowed transcripts for closed-set decoding, one per line."""
+    from asr.manifest import ManifestError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: choices file not found")
+    choices = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not choices:
+        raise ManifestError(f"{path}: choices file is empty")
+    return choices
+
+
 def write_hypotheses(hyps: dict[str, str], path: str | Path) -> None:
     """JSON Lines `{"id": ..., "text": ...}`, written atomically."""
     with atomic_path(path) as tmp:
@@ -50,8 +80,9 @@ def read_hypotheses(path: str | Path) -> dict[str, str]:
 
 
 def decode_manifest(recognizer, manifest: str | Path, out: str | Path, *, batch_size: int = 16,
-                    progress: bool = True) -> dict[str, str]:
-    """Greedy-decode every utterance of a manifest with a loaded Recognizer; write hypotheses to `out`."""
+                    progress: bool = True, choices: list[str] | None = None) -> dict[str, str]:
+    """Decode every utterance of a manifest with a loaded Recognizer (greedy, or the most likely of
+    `choices` when given); write hypotheses to `out`."""
     from tqdm import tqdm
 
     from asr.data import SpeechDataset, iterate_batches, make_batches
@@ -63,7 +94,7 @@ def decode_manifest(recognizer, manifest: str | Path, out: str | Path, *, batch_
     hyps: dict[str, str] = {}
     bar = tqdm(total=len(ds), desc="decode", unit="utt", disable=not progress)
     for batch in iterate_batches(ds, batches):
-        hyps.update(zip(batch.ids, recognizer.decode_features(batch.feats, batch.feat_lens)))
+        hyps.update(zip(batch.ids, recognizer.decode_features(batch.feats, batch.feat_lens, choices)))
         bar.update(len(batch.ids))
     bar.close()
     assert isinstance(ds, SpeechDataset)

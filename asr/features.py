@@ -21,11 +21,110 @@ class LogMel(torch.nn.Module):
         hop = int(round(SAMPLE_RATE * cfg.hop_ms / 1000))
         self.hop = hop
         self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=SAMPLE_RATE, n_fft=win, win_length=win, hop_length=hop, n_mels=cfg.n_mels, power=2.0)
+            sample_rate=SAMPLE_RATE, n_fft=win, win_length=win, hop_length=hop, n_mels=cfg.n_mels, power=2.0,
+            f_min=cfg.f_min, f_max=cfg.f_max or None)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         spec = self.mel(wav)  # (n_mels, T)
         return torch.log(spec + LOG_FLOOR).transpose(0, 1).contiguous()  # (T, n_mels)
+
+
+def utterance_mean_norm(feats: torch.Tensor, enabled: bool = True) -> torch.Tensor:
+    """Subtract the utterance's own mean per channel (T, F): a fixed microphone response or gain cancels out."""
+    return feats - feats.mean(dim=0, keepdim=True) if enabled else feats
+
+
+class StreamingLogMel:
+    """LogMel computed on audio that arrives in blocks: the same frames as `LogMel` on the whole signal.
+
+    Offline, the signal is reflect-padded by n_fft/2 samples at both ends and frame t starts at t*hop of
+    the padded signal. Here the left padding is built once enough samples have arrived, each frame is
+    computed as soon as its window is complete, and the right padding is added by `finish()`."""
+
+    def __init__(self, cfg: FeatureConfig):
+        if cfg.utterance_mean_norm:
+            raise ValueError("streaming features cannot use utterance_mean_norm")
+        offline = LogMel(cfg)
+        mel = offline.mel
+        self.n_fft = mel.n_fft
+        self.hop = offline.hop
+        self.pad = self.n_fft // 2
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=SAMPLE_RATE, n_fft=mel.n_fft, win_length=mel.win_length, hop_length=mel.hop_length,
+            n_mels=cfg.n_mels, power=2.0, center=False, f_min=cfg.f_min, f_max=cfg.f_max or None)
+        self.buf = torch.zeros(0)  # padded-signal samples from index `self.start` on
+        self.start = 0
+        self.received = 0  # raw samples so far
+        self.head: torch.Tensor | None = None  # first raw samples, until the left padding is built
+        self.next_frame = 0
+        self.tail = torch.zeros(0)  # the last pad + 1 raw samples, for the right padding
+
+    def push(self, samples: torch.Tensor) -> torch.Tensor:
+        samples = torch.as_tensor(samples, dtype=torch.float32).reshape(-1)
+        self.received += samples.numel()
+        self.tail = torch.cat([self.tail, samples])[-(self.pad + 1):]
+        if self.head is not None or self.start == 0 and self.buf.numel() == 0:
+            self.head = samples if self.head is None else torch.cat([self.head, samples])
+            if self.head.numel() <= self.pad:
+                return torch.zeros(0, self.mel.n_mels)
+            left = self.head[1:self.pad + 1].flip(0)  # reflect padding (edge sample not repeated)
+            samples, self.head = torch.cat([left, self.head]), None
+        self.buf = torch.cat([self.buf, samples])
+        return self._frames(final=False)
+
+    def finish(self) -> torch.Tensor:
+        if self.head is not None:  # shorter than the padding: compute everything offline-style at once
+            wav, self.head = self.head, None
+            full = torch.nn.functional.pad(wav.view(1, 1, -1), (self.pad, self.pad), mode="reflect").view(-1)
+            self.buf, self.start = full, 0
+        else:
+            raw_end = self.tail[:-1].flip(0)  # reflect padding at the end (edge sample not repeated)
+            self.buf = torch.cat([self.buf, raw_end])
+        return self._frames(final=True)
+
+    def _frames(self, final: bool) -> torch.Tensor:
+        total = self.received // self.hop + 1 if final else None  # offline frame count: 1 + N // hop
+        end = self.start + self.buf.numel()
+        last = (end - self.n_fft) // self.hop  # last frame whose window is complete
+        if total is not None:
+            last = min(last, total - 1)
+        if last < self.next_frame:
+            return torch.zeros(0, self.mel.n_mels)
+        a = self.next_frame * self.hop - self.start
+        seg = self.buf[a:a + (last - self.next_frame) * self.hop + self.n_fft]
+        spec = self.mel(seg)
+        feats = torch.log(spec + LOG_FLOOR).transpose(0, 1).contiguous()
+        self.next_frame = last + 1
+        drop = self.next_frame * self.hop - self.start
+        self.buf, self.start = self.buf[drop:], self.start + drop
+        return feats
+
+
+def add_noise(feats: torch.Tensor, snr_db: float, tilt_db: float = 0.0) -> torch.Tensor:
+    """Log-mel features (T, F) of the signal plus stationary noise `snr_db` below its mean power.
+
+    Works in the power domain of the cached features (power of a sum = sum of powers, cross terms dropped),
+    so augmentation needs no second pass over the audio. The noise spectrum is flat across mel channels,
+    tilted by `tilt_db` from the lowest to the highest channel."""
+    power = feats.exp()
+    shape = torch.linspace(-tilt_db / 2, tilt_db / 2, feats.shape[1], dtype=feats.dtype)
+    noise = power.mean() * 10 ** (-snr_db / 10) * 10 ** (shape / 10)
+    return torch.log(power + noise.unsqueeze(0))
+
+
+def trim_silence(wav: torch.Tensor, db: float, frame: int = 160) -> torch.Tensor:
+    """Cut leading and trailing audio whose 10 ms frames are more than `db` dB below the loudest frame
+    (recordings of one corpus are often trimmed differently; this makes them alike). 0 disables."""
+    if db <= 0 or wav.numel() < 2 * frame:
+        return wav
+    n = wav.numel() // frame
+    energy = wav[: n * frame].reshape(n, frame).pow(2).mean(dim=1)
+    level = 10 * torch.log10(energy + 1e-12)
+    keep = torch.nonzero(level >= level.max() - db).flatten()
+    start, end = int(keep[0]) * frame, (int(keep[-1]) + 1) * frame
+    if end >= n * frame:
+        end = wav.numel()
+    return wav[start:end]
 
 
 def speed_perturb(wav: torch.Tensor, factor: float) -> torch.Tensor:
@@ -72,6 +171,39 @@ class Cmvn:
         mean = self.sum / self.count
         var = (self.sumsq / self.count - mean * mean).clamp_min(1e-10)
         return mean.float(), var.sqrt().float()
+
+
+def save_cmvn(mean: torch.Tensor, std: torch.Tensor, path, frames: int = 0) -> None:
+    """Statistics as JSON (readable, diffable): {"n_mels", "frames", "mean", "std"}; written atomically."""
+    import json
+
+    from asr.fileio import atomic_path
+
+    payload = {"n_mels": int(mean.numel()), "frames": int(frames), "mean": mean.tolist(), "std": std.tolist()}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload) + "\n")
+
+
+def load_cmvn(path, n_mels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read statistics written by `save_cmvn`; the channel count must match the feature config."""
+    import json
+    from pathlib import Path
+
+    from asr.config import ConfigError
+
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+        mean = torch.tensor(obj["mean"], dtype=torch.float32)
+        std = torch.tensor(obj["std"], dtype=torch.float32)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: normalisation statistics not found (make them with `asr stats`)") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a statistics file written by `asr stats` ({exc})") from None
+    if mean.shape != (n_mels,) or std.shape != (n_mels,) or not bool((std > 0).all()):
+        raise ConfigError(f"{path}: statistics are for {mean.numel()} channels, the config has {n_mels} "
+                          "(or a standard deviation is not positive)")
+    return mean, std
 
 
 def apply_cmvn(feats: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

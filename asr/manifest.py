@@ -77,3 +77,16 @@ def write_manifest(utts: list[Utterance], path: str | os.PathLike) -> None:
     """Write atomically (temporary file, then rename)."""
     with atomic_path(path) as tmp:
         tmp.write_text("".join(json.dumps(asdict(u), ensure_ascii=False) + "\n" for u in utts), encoding="utf-8")
+
+
+def merge_manifests(inputs: list[str | os.PathLike], out: str | os.PathLike) -> int:
+    """Concatenate manifests (e.g. LibriSpeech training subsets) into one; ids must stay unique."""
+    utts, seen = [], set()
+    for path in inputs:
+        for u in read_manifest(path):
+            if u.id in seen:
+                raise ManifestError(f"{path}: utterance id {u.id!r} also appears in an earlier manifest")
+            seen.add(u.id)
+            utts.append(u)
+    write_manifest(utts, out)
+    return len(utts)

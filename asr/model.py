@@ -130,9 +130,14 @@ class AcousticModel(nn.Module):
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, out_lens = self.frontend(feats, lengths)
-        for i, rnn in enumerate(self.rnns):
-            if self.norms is not None:
-                x = self.norms[i](x)
-            x = rnn(self.dropout(x), out_lens)
+        if self.cfg.tbptt_chunk > 0:
+            from asr.chunking import chunked_stack
+
+            x = chunked_stack(self, x, out_lens, self.cfg.tbptt_chunk, self.cfg.right_context)
+        else:
+            for i, rnn in enumerate(self.rnns):
+                if self.norms is not None:
+                    x = self.norms[i](x)
+                x = rnn(self.dropout(x), out_lens)
         logits = self.head(self.dropout(x))
         return logits.float().log_softmax(dim=-1), out_lens

@@ -73,3 +73,67 @@ def alignment_report(ids: list[str], refs: list[str], hyps: list[str]) -> str:
         body = "\n".join(line for line in text.splitlines() if line.strip() and not line.startswith("==="))
         blocks.append(f"id: {utt_id}  errors: {out.substitutions + out.deletions + out.insertions}\n{body}\n")
     return "\n".join(blocks)
+
+
+RESULTS_HEADER = ("| set | WER % | CER % | #utts | #words | S | D | I | model | config | date |\n"
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |\n")
+
+
+def _results_row(r: dict) -> str:
+    return (f"| {r['set']} | {r['wer']:.2f} | {r['cer']:.2f} | {r['utterances']} | {r['ref_words']} | "
+            f"{r['substitutions']} | {r['deletions']} | {r['insertions']} | {r['model']} | {r['config']} | "
+            f"{r['date']} |\n")
+
+
+def record_result(results_md: str | Path, set_name: str, score: Score, model: str = "", config: str = "") -> None:
+    """Add (or replace) the row of one test set in an experiment's RESULTS.md.
+
+    Rows live in RESULTS.json beside it, keyed by set name, so every test set keeps its own row and a
+    rerun replaces its row instead of adding a second; sets are never pooled."""
+    import datetime
+
+    from asr.fileio import atomic_path
+
+    md = Path(results_md)
+    store = md.with_suffix(".json")
+    rows = json.loads(store.read_text()) if store.is_file() else []
+    rows = [r for r in rows if r["set"] != set_name]
+    rows.append({"set": set_name, **asdict(score), "model": model, "config": config,
+                 "date": datetime.date.today().isoformat()})
+    with atomic_path(store) as tmp:
+        tmp.write_text(json.dumps(rows, indent=2) + "\n")
+    title = md.parent.name or "results"
+    with atomic_path(md) as tmp:
+        tmp.write_text(f"# Results: {title}\n\nGreedy or constrained decoding as the experiment's decode stage "
+                       f"ran it; one row per test set (never pooled).\n\n" + RESULTS_HEADER +
+                       "".join(_results_row(r) for r in rows))
+
+
+def summarize(wer_files: list[str | Path], out: str | Path | None = None, title: str = "summary") -> str:
+    """A table of several scored sets (e.g. the folds of a leave-one-speaker-out evaluation) with the mean
+    and the worst WER over them; each input is a `wer.json` written by `score_files`, named by its folder
+    (`EXP/decode/SET/wer.json` → `EXP/SET`). Written to `out` when given; returned either way."""
+    from asr.fileio import atomic_path
+
+    if not wer_files:
+        raise ValueError("summarize: no wer.json files given")
+    rows = []
+    for f in wer_files:
+        f = Path(f)
+        if not f.is_file():
+            raise FileNotFoundError(f"{f}: no such score file")
+        obj = json.loads(f.read_text())
+        name = f"{f.parent.parent.parent.name}/{f.parent.name}"
+        rows.append((name, obj))
+    wers = [o["wer"] for _, o in rows]
+    cers = [o["cer"] for _, o in rows]
+    worst = max(range(len(rows)), key=lambda i: wers[i])
+    lines = [f"# {title}", "", "| set | WER % | CER % | #utts | #words |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {n} | {o['wer']:.2f} | {o['cer']:.2f} | {o['utterances']} | {o['ref_words']} |" for n, o in rows]
+    lines += [f"| **mean of {len(rows)}** | {sum(wers) / len(wers):.2f} | {sum(cers) / len(cers):.2f} | | |",
+              f"| **worst** ({rows[worst][0]}) | {wers[worst]:.2f} | {cers[worst]:.2f} | | |", ""]
+    text = "\n".join(lines)
+    if out is not None:
+        with atomic_path(out) as tmp:
+            tmp.write_text(text)
+    return text

@@ -108,3 +108,46 @@ def tokenizer_from_state(state: dict):
     if state.get("kind") == "bpe":
         return BpeTokenizer(bytes(state["model"]))
     raise ValueError(f"unknown tokenizer state {state.get('kind')!r}")
+
+
+def save_tokenizer(tokenizer, path) -> None:
+    """Tokenizer as JSON (a SentencePiece model is embedded base64-encoded); written atomically."""
+    import base64
+    import json
+
+    from asr.fileio import atomic_path
+
+    state = dict(tokenizer.state())
+    if "model" in state:
+        state["model"] = base64.b64encode(bytes(state["model"])).decode("ascii")
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(state) + "\n")
+
+
+def load_tokenizer(path):
+    """Read a tokenizer written by `save_tokenizer`."""
+    import base64
+    import json
+    from pathlib import Path
+
+    from asr.config import ConfigError
+
+    path = Path(path)
+    try:
+        state = json.loads(path.read_text())
+        if "model" in state:
+            state["model"] = base64.b64decode(state["model"])
+        return tokenizer_from_state(state)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: tokenizer file not found (make it with `asr tokenizer`)") from None
+    except Exception as exc:
+        raise ConfigError(f"{path}: not a tokenizer file written by `asr tokenizer` ({exc})") from None
+
+
+def train_tokenizer_file(manifest, kind: str, out, vocab_size: int = 256, double_letters: bool = False):
+    """Build a tokenizer of `kind` from a manifest's transcripts (BPE is trained on them); write it to `out`."""
+    from asr.manifest import read_manifest
+
+    tokenizer = build_tokenizer(kind, [u.text for u in read_manifest(manifest)], vocab_size, double_letters)
+    save_tokenizer(tokenizer, out)
+    return tokenizer

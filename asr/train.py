@@ -7,6 +7,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +15,15 @@ import torch
 from tqdm import tqdm
 
 from asr.bundle import make_bundle, read_bundle, save_bundle
+from asr.chunking import chunkwise_backward
 from asr.config import Config, save_config
 from asr.data import SpeechDataset, iterate_batches, make_batches
 from asr.decode import greedy_ids
+from asr.features import load_cmvn
 from asr.manifest import read_manifest
 from asr.model import AcousticModel
 from asr.score import compute
-from asr.text import build_tokenizer
+from asr.text import build_tokenizer, load_tokenizer
 
 log = logging.getLogger("asr.train")
 
@@ -113,10 +116,16 @@ def train(cfg: Config, progress: bool = True) -> Path:
     device = _device(cfg)
 
     train_utts = _load_train_utts(cfg)
-    tokenizer = build_tokenizer(cfg.tokenizer.kind, [u.text for u in train_utts], cfg.tokenizer.vocab_size,
-                                cfg.tokenizer.double_letters)
+    if cfg.tokenizer.file:
+        tokenizer = load_tokenizer(cfg.tokenizer.file)
+    else:
+        tokenizer = build_tokenizer(cfg.tokenizer.kind, [u.text for u in train_utts], cfg.tokenizer.vocab_size,
+                                    cfg.tokenizer.double_letters)
     train_set = SpeechDataset(train_utts, tokenizer, cfg.features, train=True, cache=cfg.data.cache_features)
-    mean, std = train_set.compute_cmvn(progress)
+    if cfg.data.cmvn:
+        mean, std = load_cmvn(cfg.data.cmvn, cfg.features.n_mels)
+    else:
+        mean, std = train_set.compute_cmvn(progress)
     train_set.set_cmvn(mean, std)
     dev_set = None
     if cfg.data.dev:
@@ -152,10 +161,15 @@ def train(cfg: Config, progress: bool = True) -> Path:
             for group in optim.param_groups:
                 group["lr"] = cfg.train.lr * lr_factor(progress_frac, state.step, cfg.train.warmup_steps,
                                                        cfg.train.final_lr_ratio)
-            log_probs, out_lens = model(batch.feats.to(device), batch.feat_lens.to(device))
-            loss = ctc_loss(log_probs, out_lens, batch.targets.to(device), batch.target_lens.to(device))
+            targets, target_lens = batch.targets.to(device), batch.target_lens.to(device)
             optim.zero_grad(set_to_none=True)
-            loss.backward()
+            if cfg.model.tbptt_chunk > 0:  # truncated BPTT: activation memory bounded by the chunk
+                loss, _ = chunkwise_backward(model, batch.feats.to(device), batch.feat_lens.to(device),
+                                             partial(ctc_loss, targets=targets, target_lens=target_lens))
+            else:
+                log_probs, out_lens = model(batch.feats.to(device), batch.feat_lens.to(device))
+                loss = ctc_loss(log_probs, out_lens, targets, target_lens)
+                loss.backward()
             grad_norm = None
             if cfg.train.grad_clip > 0:
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip))

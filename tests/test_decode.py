@@ -27,3 +27,17 @@ def test_hypothesis_file_roundtrip(tmp_path):
     hyps = {"u1": "HELLO", "u2": ""}
     write_hypotheses(hyps, tmp_path / "h.jsonl")
     assert read_hypotheses(tmp_path / "h.jsonl") == hyps
+
+
+def test_best_choices_picks_the_most_likely_allowed_sequence():
+    import torch
+
+    from asr.decode import best_choices
+
+    # vocabulary: 0 blank, 1 'A', 2 'B', 3 'C'; frames favour "A B" but the allowed set holds "A C" and "B"
+    probs = torch.tensor([[0.1, 0.8, 0.05, 0.05], [0.6, 0.1, 0.2, 0.1], [0.1, 0.05, 0.5, 0.35]])
+    lp = probs.log().unsqueeze(0).repeat(2, 1, 1)
+    lp[1] = torch.tensor([[0.1, 0.05, 0.8, 0.05]] * 3).log()  # second utterance: clearly "B"
+    assert best_choices(lp, torch.tensor([3, 3]), [[1, 3], [2]]) == [0, 1]
+    # a choice longer than the frames allow is impossible, never chosen
+    assert best_choices(lp[:1], torch.tensor([1]), [[1, 2, 3, 1], [2]]) == [1]

@@ -64,3 +64,50 @@ def test_freq_warp_moves_spectral_peak_and_keeps_shape():
     assert up.shape == feats.shape
     assert int(up[0].argmax()) == 44 and int(down[0].argmax()) == 36
     assert torch.equal(freq_warp(feats, 1.0), feats)
+
+
+def test_utterance_mean_norm_cancels_a_fixed_channel_gain():
+    import numpy as np
+    import torch
+
+    from asr.config import FeatureConfig
+    from asr.features import LogMel, utterance_mean_norm
+
+    rng = np.random.default_rng(0)
+    wav = torch.from_numpy(rng.standard_normal(16000).astype(np.float32) * 0.1)
+    plain = LogMel(FeatureConfig())
+
+    def norm(w):
+        return utterance_mean_norm(plain(w))
+
+    a, b = norm(wav), norm(wav * 3.0)  # a louder recording of the same signal
+    assert torch.allclose(a, b, atol=1e-2)  # exact but for the log floor
+    assert torch.allclose(a.mean(0), torch.zeros(80), atol=1e-4)
+    assert not torch.allclose(plain(wav), plain(wav * 3.0), atol=1.0)  # log 9 = 2.2 apart
+
+
+def test_trim_silence_cuts_quiet_edges_only():
+    import torch
+
+    from asr.features import trim_silence
+
+    torch.manual_seed(0)
+    speech = torch.randn(8000) * 0.3
+    wav = torch.cat([torch.randn(3200) * 1e-4, speech, torch.randn(4800) * 1e-4])  # 0.2 s and 0.3 s of hiss
+    out = trim_silence(wav, 35)
+    assert abs(out.numel() - 8000) <= 160 and torch.equal(out[160:7000], wav[3200 + 160:3200 + 7000])
+    assert torch.equal(trim_silence(wav, 0), wav)  # disabled
+    assert torch.equal(trim_silence(speech, 35), speech)  # nothing quiet to cut
+
+
+def test_add_noise_in_the_power_domain():
+    import torch
+
+    from asr.features import add_noise
+
+    feats = torch.full((50, 10), 2.0)  # flat power e^2 everywhere
+    noisy = add_noise(feats, 0.0)  # noise as strong as the signal: power doubles
+    assert torch.allclose(noisy, feats + torch.log(torch.tensor(2.0)), atol=1e-5)
+    assert torch.allclose(add_noise(feats, 60.0), feats, atol=1e-5)
+    tilted = add_noise(feats, 0.0, tilt_db=10.0)
+    assert tilted[0, -1] > tilted[0, 0]

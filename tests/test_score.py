@@ -40,3 +40,33 @@ def test_missing_hypothesis_is_an_error(tmp_path):
     write_hypotheses({"other": "A"}, tmp_path / "h.jsonl")
     with pytest.raises(ManifestError, match="no hypothesis for 1"):
         score_files(tmp_path / "m.jsonl", tmp_path / "h.jsonl")
+
+
+def test_results_rows_are_per_set_and_replaced_on_rerun(tmp_path):
+    from asr.score import compute, record_result
+
+    md = tmp_path / "exp" / "RESULTS.md"
+    md.parent.mkdir()
+    record_result(md, "test-clean", compute(["A B C D"], ["A B C X"]), "m.pt", "c.yaml")
+    record_result(md, "test-other", compute(["A B"], ["A B"]), "m.pt", "c.yaml")
+    record_result(md, "test-clean", compute(["A B C D"], ["A B C D"]), "m.pt", "c.yaml")  # rerun
+    rows = [line for line in md.read_text().splitlines() if line.startswith("| test-")]
+    assert len(rows) == 2
+    clean = next(r for r in rows if r.startswith("| test-clean"))
+    assert "| 0.00 |" in clean and "| 1 | 4 |" in clean
+
+
+def test_summarize_mean_and_worst(tmp_path):
+    import json
+
+    from asr.score import summarize
+
+    files = []
+    for name, wer in (("loso-a", 10.0), ("loso-b", 30.0)):
+        f = tmp_path / name / "decode" / "test" / "wer.json"
+        f.parent.mkdir(parents=True)
+        f.write_text(json.dumps({"wer": wer, "cer": wer / 2, "utterances": 5, "ref_words": 5}))
+        files.append(f)
+    text = summarize(files, tmp_path / "S.md")
+    assert "| **mean of 2** | 20.00 | 10.00 |" in text and "**worst** (loso-b/test) | 30.00" in text
+    assert (tmp_path / "S.md").read_text() == text

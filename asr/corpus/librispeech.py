@@ -76,3 +76,45 @@ def prepare(src: str | Path, out_dir: str | Path, subsets: list[str] | None = No
         write_manifest(utts, Path(out_dir) / f"{name}.jsonl")
         counts[name] = len(utts)
     return counts
+
+
+# openslr resource 12; MD5 sums as published in https://www.openslr.org/resources/12/md5sum.txt
+OPENSLR_12 = "https://www.openslr.org/resources/12"
+SUBSET_MD5 = {
+    "dev-clean": "42e2234ba48799c1f50f24a7926300a1",
+    "dev-other": "c8d0bcc9cca99d4f8b62fcc847357931",
+    "test-clean": "32fa31d27d2e1cad72775fee3f4849a9",
+    "test-other": "fb5a50374b501bb3bac4815ee91d3135",
+    "train-clean-100": "2a93770f6d5c6c964bc36631d331a522",
+    "train-clean-360": "c0e676e450a7ff2f54aeade5171606fa",
+    "train-other-500": "d1a0fd59409feb2c614ce4d30c387708",
+}
+# training subsets of the three usual sizes
+TRAIN_SIZES = {"100h": ("train-clean-100",), "460h": ("train-clean-100", "train-clean-360"),
+               "960h": ("train-clean-100", "train-clean-360", "train-other-500")}
+EVAL_SUBSETS = ("dev-clean", "dev-other", "test-clean", "test-other")
+
+
+def download(dest: str | Path, subsets: list[str], source: str | Path | None = None,
+             progress: bool = True) -> Path:
+    """Fetch (or take from `source`) and extract LibriSpeech subsets under `dest/LibriSpeech/`.
+
+    `subsets` holds subset names or a size (`100h`, `460h`, `960h`: those training subsets)."""
+    from asr.corpus.download import DownloadError, obtain
+
+    names: list[str] = []
+    for s in subsets:
+        for name in TRAIN_SIZES.get(s, (s,)):
+            if name not in SUBSET_MD5:
+                raise DownloadError(f"unknown LibriSpeech subset {name!r} (known: {', '.join(SUBSET_MD5)}, "
+                                    f"or {', '.join(TRAIN_SIZES)})")
+            if name not in names:
+                names.append(name)
+    dest = Path(dest)
+    for name in names:
+        archive = f"{name}.tar.gz"
+        obtain(archive, f"{OPENSLR_12}/{archive}", dest, md5=SUBSET_MD5[name], source=source, progress=progress)
+        if not (_find_root(dest) / name).is_dir():
+            raise DownloadError(f"{source or OPENSLR_12}: subset {name} not found in the source "
+                                f"(expected LibriSpeech/{name}/SPK/CHAPTER/...)")
+    return dest

@@ -1,0 +1,135 @@
+"""Recipes end to end from local sources: option parsing, stage markers (a rerun resumes), RESULTS.md."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from asr.bundle import read_bundle
+from conftest import FSDD, LIBRISPEECH_SAMPLE, REPO
+from test_corpus import write_an4
+
+RECIPES = REPO / "recipes"
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=900, **kw)
+
+
+@pytest.fixture
+def option_script(tmp_path):
+    script = tmp_path / "r.sh"
+    script.write_text(f"""#!/usr/bin/env bash
+set -euo pipefail
+# --- options ---
+stage=1           # first stage
+stop_stage=8      # last stage
+conf=conf/a.yaml  # the config
+# --- end options ---
+. {RECIPES / 'lib' / 'parse_options.sh'}
+echo "stage=$stage stop_stage=$stop_stage conf=$conf"
+""")
+    return script
+
+
+def test_parse_options(option_script):
+    r = run(["bash", option_script, "--stage", "3", "--stop-stage=5"])
+    assert r.returncode == 0 and r.stdout.strip() == "stage=3 stop_stage=5 conf=conf/a.yaml"
+    r = run(["bash", option_script, "--stgae", "3"])
+    assert r.returncode == 2 and "unknown option --stgae" in r.stderr
+    r = run(["bash", option_script, "--conf"])
+    assert r.returncode == 2 and "needs a value" in r.stderr
+    r = run(["bash", option_script, "extra"])
+    assert r.returncode == 2 and "unexpected argument" in r.stderr
+    r = run(["bash", option_script, "--help"])
+    assert r.returncode == 0
+    assert "--stop-stage" in r.stdout and "[8]" in r.stdout and "last stage" in r.stdout
+    assert "PATH" not in r.stdout
+
+
+def test_recipes_reject_unknown_options():
+    for recipe in ("fsdd", "librispeech", "an4"):
+        r = run(["bash", RECIPES / recipe / "run.sh", "--no-such-option", "1"])
+        assert r.returncode == 2 and "unknown option" in r.stderr, recipe
+        r = run(["bash", RECIPES / recipe / "run.sh", "--help"])
+        assert r.returncode == 0 and "--stage" in r.stdout and "--source" in r.stdout, recipe
+
+
+def stage_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if "] stage " in line]
+
+
+def test_fsdd_recipe_end_to_end_and_resume(tmp_path):
+    """Both FSDD evaluations with the short CI config, then a rerun that skips every finished stage."""
+    exp = tmp_path / "exp"
+    cmd = ["bash", RECIPES / "fsdd" / "run.sh", "--source", FSDD.parent, "--exp", exp,
+           "--conf", RECIPES / "fsdd" / "conf" / "ci.yaml"]
+    r = run(cmd)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    done = stage_lines(r.stdout)
+    assert any("stage 5 train: done" in line for line in done)
+    results = (exp / "conventional" / "RESULTS.md").read_text()
+    row = next(line for line in results.splitlines() if line.startswith("| test |"))
+    wer = float(row.split("|")[2])
+    assert wer < 60.0, results  # ten-way closed-set decoding: chance is 90 % WER
+    summary = (exp / "RESULTS-speaker-independent.md").read_text()
+    folds = sorted(p.name for p in exp.glob("loso-*"))
+    assert len(folds) >= 2 and all(f in summary for f in folds) and "mean of" in summary
+    assert read_bundle(exp / "conventional" / "final.pt")["results"][0]["set"] == "test"
+    # rerun: nothing is redone
+    r2 = run(cmd)
+    assert r2.returncode == 0, r2.stderr[-2000:]
+    lines = stage_lines(r2.stdout)
+    assert lines and all("already done" in line for line in lines), lines
+    # --stage 7 with the score marker removed redoes only scoring
+    (exp / "conventional" / ".done" / "stage7.score").unlink()
+    r3 = run(cmd + ["--stage", "7", "--stop-stage", "7", "--loso", "false"])
+    assert r3.returncode == 0 and [line.split("] ")[1].split(":")[0] for line in stage_lines(r3.stdout)] == [
+        "stage 7 score"]
+
+
+def assemble_librispeech(root: Path, n_train: int = 30) -> Path:
+    """A LibriSpeech-layout folder: train-clean-100 from the committed synthetic corpus, dev-clean and
+    test-clean from the real LibriSpeech sample."""
+    ls = root / "LibriSpeech"
+    synth_train = REPO / "data" / "synth" / "train"
+    chapters = sorted(synth_train.glob("*/*"))[:3]
+    for ch in chapters:
+        dest = ls / "train-clean-100" / ch.parent.name / ch.name
+        dest.mkdir(parents=True)
+        trans = sorted(ch.glob("*.trans.txt"))[0]
+        lines = trans.read_text().splitlines()[: n_train // len(chapters)]
+        (dest / trans.name).write_text("\n".join(lines) + "\n")
+        for line in lines:
+            shutil.copy(ch / f"{line.split()[0]}.ogg", dest)
+    for subset in ("dev-clean", "test-clean"):
+        shutil.copytree(LIBRISPEECH_SAMPLE / "LibriSpeech" / subset, ls / subset)
+    return root
+
+
+def test_librispeech_recipe_end_to_end(tmp_path):
+    src = assemble_librispeech(tmp_path / "src")
+    exp = tmp_path / "exp"
+    r = run(["bash", RECIPES / "librispeech" / "run.sh", "--source", src, "--exp", exp,
+             "--conf", RECIPES / "librispeech" / "conf" / "tiny.yaml", "--test-sets", "dev-clean test-clean"],
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    names = [line.split("] ")[1].split(":")[0] for line in stage_lines(r.stdout)]
+    assert names == ["stage 1 download", "stage 2 manifests", "stage 2 merge-100h", "stage 3 stats",
+                     "stage 4 tokenizer", "stage 5 train", "stage 6 decode", "stage 7 score", "stage 8 package"]
+    rows = [line for line in (exp / "RESULTS.md").read_text().splitlines() if line.startswith("| ")][2:]
+    assert sorted(r.split("|")[1].strip() for r in rows) == ["dev-clean", "test-clean"]
+    assert (exp / "final.pt").is_file()
+
+
+def test_an4_recipe_end_to_end_from_sphere(tmp_path):
+    write_an4(tmp_path / "src", [f"sp{c}" for c in "abcdefgh"], ["tsta", "tstb"], per_speaker=3)
+    exp = tmp_path / "exp"
+    r = run(["bash", RECIPES / "an4" / "run.sh", "--source", tmp_path / "src", "--exp", exp,
+             "--conf", RECIPES / "librispeech" / "conf" / "tiny.yaml"])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    rows = [line for line in (exp / "RESULTS.md").read_text().splitlines() if line.startswith("| ")][2:]
+    assert sorted(r.split("|")[1].strip() for r in rows) == ["dev", "test"]
