@@ -111,3 +111,48 @@ def package(exp: str | Path, out: str | Path) -> Path:
     bundle["experiment"] = str(exp)
     save_bundle(bundle, out)
     return Path(out)
+
+
+def average_checkpoints(paths: list[str | Path], out: str | Path) -> dict:
+    """Average the weights of several bundles of the same model into one bundle written to `out`.
+
+    Floating-point tensors are averaged (in float64, then cast back); integer buffers are taken from the
+    first. The first bundle's config, tokenizer and statistics are kept; all must share the architecture."""
+    if not paths:
+        raise BundleError("no checkpoints to average")
+    bundles = [read_bundle(p) for p in paths]
+    first = bundles[0]
+    for p, b in zip(paths[1:], bundles[1:]):
+        if b["config"]["model"] != first["config"]["model"] or b["model"].keys() != first["model"].keys():
+            raise BundleError(f"{p}: a different model architecture than {paths[0]}; cannot average")
+    avg = {}
+    for k, v in first["model"].items():
+        if v.is_floating_point():
+            avg[k] = (sum(b["model"][k].double() for b in bundles) / len(bundles)).to(v.dtype)
+        else:
+            avg[k] = v.clone()
+    result = dict(first)
+    result["model"] = avg
+    result["averaged_from"] = [str(p) for p in paths]
+    result.pop("train_state", None)
+    Recognizer(result)  # must load
+    save_bundle(result, out)
+    return result
+
+
+def pick_checkpoints(exp: str | Path, n: int, by: str = "last") -> list[Path]:
+    """The last `n` epoch checkpoints of an experiment, or the `n` with the lowest dev WER (`by="best"`)."""
+    ckpts = sorted(Path(exp, "checkpoints").glob("epoch-*.pt"))
+    if not ckpts:
+        raise BundleError(f"{exp}: no epoch checkpoints in {Path(exp, 'checkpoints')} (train.keep_checkpoints)")
+    if by == "last":
+        return ckpts[-n:]
+    if by != "best":
+        raise BundleError(f"unknown selection {by!r} (last or best)")
+    scored = []
+    for p in ckpts:
+        wer = float(read_bundle(p).get("train_state", {}).get("dev_wer", -1.0))
+        if wer < 0:
+            raise BundleError(f"{p}: no dev WER recorded; use --by last")
+        scored.append((wer, p))
+    return sorted(p for _, p in sorted(scored)[:n])

@@ -86,6 +86,19 @@ def cmd_merge(args) -> int:
     return 0
 
 
+def cmd_average(args) -> int:
+    from pathlib import Path
+
+    from asr.bundle import BundleError, average_checkpoints, pick_checkpoints
+
+    if not args.checkpoints and not args.exp:
+        raise BundleError("give an experiment folder or --checkpoints FILE ...")
+    paths = args.checkpoints or pick_checkpoints(args.exp, args.n, args.by)
+    average_checkpoints(paths, args.out)
+    print(f"averaged {len(paths)} checkpoints ({', '.join(Path(p).name for p in paths)}) into {args.out}")
+    return 0
+
+
 def cmd_summarize(args) -> int:
     from asr.score import summarize
 
@@ -227,6 +240,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("exp", help="experiment folder (holding model.pt and optionally RESULTS.json)")
     s.add_argument("out", help="bundle file to write")
     s.set_defaults(func=cmd_package)
+
+    s = sub.add_parser("average", help="average the weights of the last or best N epoch checkpoints")
+    s.add_argument("exp", nargs="?", help="experiment folder (its checkpoints/epoch-*.pt)")
+    s.add_argument("--n", type=int, default=5, help="how many checkpoints")
+    s.add_argument("--by", choices=["last", "best"], default="last", help="last N epochs, or N best by dev WER")
+    s.add_argument("--checkpoints", nargs="+", help="explicit bundle files instead of EXP")
+    s.add_argument("--out", required=True, help="averaged bundle to write")
+    s.set_defaults(func=cmd_average)
 
     s = sub.add_parser("summarize", help="table of several scored sets with their mean and worst WER")
     s.add_argument("scores", nargs="+", help="wer.json files written by `asr score --out-dir`")

@@ -202,6 +202,10 @@ def train(cfg: Config, progress: bool = True) -> Path:
         run_state = {"epoch": epoch, "step": state.step, "dev_wer": wer if wer is not None else -1.0}
         ckpt = make_bundle(model, cfg, tokenizer, mean, std, train_state=run_state)
         save_bundle(ckpt, exp / "last.pt")
+        if cfg.train.keep_checkpoints > 0:
+            save_bundle(ckpt, exp / "checkpoints" / f"epoch-{epoch:04d}.pt")
+            for old in sorted((exp / "checkpoints").glob("epoch-*.pt"))[:-cfg.train.keep_checkpoints]:
+                old.unlink()
         if wer is None or wer <= state.best_wer:
             state.best_wer = wer if wer is not None else state.best_wer
             state.best_epoch = epoch

@@ -36,8 +36,11 @@ def run(cmd: list[str]) -> None:
 
 
 def wer(path: Path) -> str:
+    """'WER / CER (epochs)' of a scored set; epochs counted in the experiment's train.log."""
     obj = json.loads(path.read_text())
-    return f"{obj['wer']:.2f} / {obj['cer']:.2f}"
+    log = path.parents[2] / "train.log"
+    epochs = sum(" done: " in line for line in log.read_text().splitlines()) if log.is_file() else 0
+    return f"{obj['wer']:.2f} / {obj['cer']:.2f} ({epochs} ep)"
 
 
 def main() -> None:
@@ -71,7 +74,8 @@ def main() -> None:
              f"K={args.chunk} and R={args.context} frames of 30 ms: LC-BiGRU latency {latency} ms, "
              f"unidirectional {args.chunk * 30} ms; FSDD uses K={args.fsdd_chunk}, R={args.fsdd_context} "
              "(its words are shorter than the demo's chunk).\n\n"
-             "| model | demo test-seen WER / CER % | demo test-unseen WER / CER % | FSDD conventional WER / CER % |\n"
+             "| model | demo test-seen WER / CER % (epochs) | demo test-unseen WER / CER % | "
+             "FSDD conventional WER / CER % (epochs) |\n"
              "| --- | ---: | ---: | ---: |\n" + "".join(f"| {a} | {b} | {c} | {d} |\n" for a, b, c, d in rows))
     print(table)
     if args.out:

@@ -113,7 +113,7 @@ def assemble_librispeech(root: Path, n_train: int = 30) -> Path:
 def test_librispeech_recipe_end_to_end(tmp_path):
     src = assemble_librispeech(tmp_path / "src")
     exp = tmp_path / "exp"
-    r = run(["bash", RECIPES / "librispeech" / "run.sh", "--source", src, "--exp", exp,
+    r = run(["bash", RECIPES / "librispeech" / "run.sh", "--source", src, "--exp", exp, "--datadir", tmp_path / "data",
              "--conf", RECIPES / "librispeech" / "conf" / "tiny.yaml", "--test-sets", "dev-clean test-clean"],
             cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

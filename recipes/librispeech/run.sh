@@ -12,12 +12,13 @@ conf=conf/bgru_100h.yaml              # training config
 source=""                             # local archives or extracted LibriSpeech; empty = openslr.org
 size=100h                             # training data: 100h, 460h or 960h
 exp=""                                # experiment folder (default: exp/<config name>)
+datadir=data                          # downloads and manifests (shared by all experiments)
 nj=2                                  # test sets decoded in parallel
 overrides=""                          # extra config overrides, e.g. "train.epochs=1"
 test_sets="dev-clean dev-other test-clean test-other"  # each decoded and scored separately
 dev_set=dev-clean                     # per-epoch model selection
 # --- end options ---
-path_opts="source conf exp"
+path_opts="source conf exp datadir"
 . "$(dirname "$0")/../lib/parse_options.sh"
 cd "$(dirname "$0")"  # defaults are relative to the recipe folder
 . ../lib/template.sh
@@ -36,8 +37,9 @@ subsets=($train_parts $test_sets)
 download_opts="--subsets ${subsets[*]}"
 prepare_opts="--subsets ${subsets[*]}"
 
-corpus_stages data/download data/manifests data
+corpus_stages "$datadir/download" "$datadir/manifests" "$datadir"
 # shellcheck disable=SC2046
-run_stage 2 "merge-$size" data "$ASR" merge "data/manifests/train-$size.jsonl" $(printf 'data/manifests/%s.jsonl ' $train_parts)
-model_stages data/manifests "$exp" "train-$size" "$dev_set" "$test_sets"
+run_stage 2 "merge-$size" "$datadir" "$ASR" merge "$datadir/manifests/train-$size.jsonl" \
+  $(printf "$datadir/manifests/%s.jsonl " $train_parts)
+model_stages "$datadir/manifests" "$exp" "train-$size" "$dev_set" "$test_sets"
 log "results: $exp/RESULTS.md"
