@@ -117,6 +117,7 @@ class TrainConfig:
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda"
     num_threads: int = 0  # torch CPU threads; 0 = torch default
     max_minutes: float = 0.0  # stop after this much training time (0 = no limit)
+    precision: str = "fp32"  # "fp32", "bf16" (autocast) or "fp16" (autocast + gradient scaler, CUDA only)
     keep_checkpoints: int = 5  # epoch checkpoints kept in EXP/checkpoints for `asr average` (0 = none)
 
     def __post_init__(self):
@@ -126,6 +127,8 @@ class TrainConfig:
         _check(self.lr > 0, "train.lr must be positive")
         _check(self.grad_clip >= 0, "train.grad_clip must be >= 0")
         _check(self.keep_checkpoints >= 0, "train.keep_checkpoints must be >= 0")
+        _check(self.precision in ("fp32", "bf16", "fp16"),
+               f"train.precision must be fp32, bf16 or fp16, got {self.precision!r}")
         _check(self.device in ("auto", "cpu", "cuda"), f"train.device must be auto, cpu or cuda, got {self.device!r}")
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from asr.bundle import make_bundle, read_bundle, save_bundle
 from asr.chunking import chunkwise_backward
-from asr.config import Config, save_config
+from asr.config import Config, ConfigError, save_config
 from asr.data import SpeechDataset, iterate_batches, make_batches
 from asr.decode import greedy_ids
 from asr.features import load_cmvn
@@ -142,6 +142,18 @@ def train(cfg: Config, progress: bool = True) -> Path:
     total_steps = steps_per_epoch * cfg.train.epochs
     budget = cfg.train.max_minutes * 60
 
+    # mixed precision: bf16 autocast (no scaler needed), or fp16 autocast with a gradient scaler (CUDA);
+    # the CTC loss always runs in fp32 (ctc_loss casts), as do the optimiser and the master weights
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision)
+    if cfg.train.precision == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision=fp16 needs CUDA; use bf16 on CPU")
+
+    def autocast():
+        if amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=amp_dtype)
+
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.precision == "fp16")
     state = TrainState()
     start = time.monotonic()
     out_of_time = False
@@ -163,17 +175,22 @@ def train(cfg: Config, progress: bool = True) -> Path:
                                                        cfg.train.final_lr_ratio)
             targets, target_lens = batch.targets.to(device), batch.target_lens.to(device)
             optim.zero_grad(set_to_none=True)
-            if cfg.model.tbptt_chunk > 0:  # truncated BPTT: activation memory bounded by the chunk
-                loss, _ = chunkwise_backward(model, batch.feats.to(device), batch.feat_lens.to(device),
-                                             partial(ctc_loss, targets=targets, target_lens=target_lens))
-            else:
-                log_probs, out_lens = model(batch.feats.to(device), batch.feat_lens.to(device))
-                loss = ctc_loss(log_probs, out_lens, targets, target_lens)
-                loss.backward()
+            with autocast():
+                if cfg.model.tbptt_chunk > 0:  # truncated BPTT: activation memory bounded by the chunk
+                    loss, _ = chunkwise_backward(
+                        model, batch.feats.to(device), batch.feat_lens.to(device),
+                        lambda lp, ol, t=targets, n=target_lens: scaler.scale(ctc_loss(lp, ol, t, n)))
+                    loss = loss / scaler.get_scale() if scaler.is_enabled() else loss
+                else:
+                    log_probs, out_lens = model(batch.feats.to(device), batch.feat_lens.to(device))
+                    loss = ctc_loss(log_probs, out_lens, targets, target_lens)
+                    scaler.scale(loss).backward()
+            scaler.unscale_(optim)
             grad_norm = None
             if cfg.train.grad_clip > 0:
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip))
-            optim.step()
+            scaler.step(optim)
+            scaler.update()
             state.step += 1
             loss_value = float(loss.detach())
             total_loss += loss_value * len(batch.ids)

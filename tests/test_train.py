@@ -63,3 +63,31 @@ def test_ctc_loss_is_finite_when_target_is_too_long():
     lp = torch.randn(1, 3, 5).log_softmax(-1)
     loss = ctc_loss(lp, torch.tensor([3]), torch.tensor([[1, 2, 3, 4, 1]]), torch.tensor([5]))
     assert math.isfinite(float(loss))
+
+
+def test_chunked_training_with_bf16_autocast_learns(digit_corpus, tmp_path):
+    """Truncated BPTT (LC-BiGRU chunks, chunk-wise backward) under bf16 autocast on the CPU: the loss falls
+    and the checkpoint loads and decodes."""
+    prepare(digit_corpus, tmp_path / "data", progress=False)
+    lines = (tmp_path / "data" / "train.jsonl").read_text().splitlines()
+    (tmp_path / "tiny.jsonl").write_text("\n".join(lines[:3]) + "\n")
+    cfg = load_config(None, OVERFIT + [f"data.train={tmp_path / 'tiny.jsonl'}", f"train.exp_dir={tmp_path / 'exp'}",
+                                       "train.epochs=40", "train.precision=bf16", "model.tbptt_chunk=4",
+                                       "model.right_context=2", "model.subsampling=stack",
+                                       "model.subsampling_factor=3"])
+    bundle = train(cfg, progress=False)
+    losses = [float(line.split("mean loss ")[1].split(",")[0])
+              for line in (tmp_path / "exp" / "train.log").read_text().splitlines() if "mean loss" in line]
+    assert len(losses) == 40 and all(math.isfinite(v) for v in losses)
+    assert losses[-1] < 0.3 * losses[0]
+    assert Recognizer.load(bundle).cfg.model.tbptt_chunk == 4
+
+
+def test_fp16_on_cpu_is_a_clear_error(tmp_path, digit_corpus):
+    from asr.config import ConfigError
+
+    prepare(digit_corpus, tmp_path / "data", progress=False)
+    cfg = load_config(None, OVERFIT + [f"data.train={tmp_path / 'data' / 'train.jsonl'}", "train.device=cpu",
+                                       f"train.exp_dir={tmp_path / 'exp'}", "train.precision=fp16"])
+    with pytest.raises(ConfigError, match="fp16 needs CUDA"):
+        train(cfg, progress=False)
