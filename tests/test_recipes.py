@@ -133,3 +133,16 @@ def test_an4_recipe_end_to_end_from_sphere(tmp_path):
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     rows = [line for line in (exp / "RESULTS.md").read_text().splitlines() if line.startswith("| ")][2:]
     assert sorted(r.split("|")[1].strip() for r in rows) == ["dev", "test"]
+    # a stage whose command fails (here: one of two parallel decodes) stops the recipe and leaves no marker
+    (exp / ".done" / "stage6.decode").unlink()
+    (exp / "data" / "dev.jsonl").write_text("not json\n")
+    r = run(["bash", RECIPES / "an4" / "run.sh", "--source", tmp_path / "src", "--exp", exp, "--stage", "6",
+             "--conf", RECIPES / "librispeech" / "conf" / "tiny.yaml"])
+    assert r.returncode == 1 and "stage 6 decode: FAILED" in r.stderr and "dev.jsonl:1" in r.stderr
+    assert not (exp / ".done" / "stage6.decode").exists()
+
+
+def test_a_failing_download_stops_the_recipe(tmp_path):
+    r = run(["bash", RECIPES / "fsdd" / "run.sh", "--source", tmp_path / "missing", "--exp", tmp_path / "exp"])
+    assert r.returncode == 1 and "stage 1 download: FAILED" in r.stderr and "local source not found" in r.stderr
+    assert not (tmp_path / "exp" / ".done").exists()

@@ -45,17 +45,20 @@ corpus_stages() {
   run_stage 2 manifests "$markers" "$ASR" prepare "$corpus" "$download_dir" "$manifests" ${prepare_opts:-} --quiet
 }
 
+# (functions run as a stage's command execute inside `if`, where `set -e` does not apply: they check
+# every status themselves)
 _decode_sets() {
   local manifests=$1 exp=$2
   shift 2
-  local set running=0
+  local set running=0 failed=0
   for set in "$@"; do
     "$ASR" decode --model "$exp/model.pt" --manifest "$manifests/$set.jsonl" --out "$exp/decode/$set/hyp.jsonl" \
       ${decode_opts:-} --quiet > /dev/null &
     running=$((running + 1))
-    if [ "$running" -ge "$nj" ]; then wait -n; running=$((running - 1)); fi
+    if [ "$running" -ge "$nj" ]; then wait -n || failed=1; running=$((running - 1)); fi
   done
-  while [ "$running" -gt 0 ]; do wait -n; running=$((running - 1)); done
+  while [ "$running" -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
+  return "$failed"
 }
 
 _score_sets() {
@@ -64,7 +67,7 @@ _score_sets() {
   local set
   for set in "$@"; do
     "$ASR" score --manifest "$manifests/$set.jsonl" --hyp "$exp/decode/$set/hyp.jsonl" --out-dir "$exp/decode/$set" \
-      --name "$set" --results "$exp/RESULTS.md" --model-label "$exp/model.pt" --config-label "$conf"
+      --name "$set" --results "$exp/RESULTS.md" --model-label "$exp/model.pt" --config-label "$conf" || return 1
   done
 }
 
