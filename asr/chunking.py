@@ -151,19 +151,12 @@ class Streamer:
         return out
 
     def _run_chunk(self) -> torch.Tensor:
-        model = self.model
         avail = min(self.frames.shape[0], self.chunk + self.context)
         n_main = min(self.chunk, avail)
-        w = self.frames[:avail].unsqueeze(0).unsqueeze(0)  # (1, 1, W, D) with W = valid frames only
-        w = nn.functional.pad(w, (0, 0, 0, self.chunk + self.context - avail))
-        wlens = torch.tensor([[avail]])
-        for i, rnn in enumerate(model.rnns):
-            if model.norms is not None:
-                w = model.norms[i](w)
-            w, self.states[i] = layer_windows(rnn, w, wlens, self.chunk, self.states[i])
-        logits = model.head(w[0, 0, :n_main])
+        window = _window(self.frames[:avail].unsqueeze(0), 0, self.chunk, self.context)
+        log_probs, self.states = chunk_forward(self.model, window, torch.tensor([avail]), self.chunk, self.states)
         self.frames = self.frames[n_main:]
-        return logits.float().log_softmax(dim=-1)
+        return log_probs[0, :n_main]
 
 
 def _window(x: torch.Tensor, c: int, chunk: int, context: int) -> torch.Tensor:

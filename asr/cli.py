@@ -220,20 +220,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("inputs", nargs="+", help="manifests to concatenate, in order")
     s.set_defaults(func=cmd_merge)
 
-    s = sub.add_parser("stats", help="global mean/variance normalisation statistics of a training manifest")
-    s.add_argument("--config", help="YAML config (its features section is used)")
-    s.add_argument("manifest", help="training manifest")
-    s.add_argument("out", help="statistics file (JSON) to write; pass it to training as data.cmvn")
-    s.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
-    s.add_argument("--quiet", action="store_true")
-    s.set_defaults(func=cmd_stats)
+    def manifest_to_file(name: str, help: str, section: str, out: str, key: str, func) -> None:
+        """A subcommand CONFIG + MANIFEST → one file that training takes as `key`."""
+        s = sub.add_parser(name, help=help)
+        s.add_argument("--config", help=f"YAML config (its {section} section is used)")
+        s.add_argument("manifest", help="training manifest")
+        s.add_argument("out", help=f"{out} (JSON) to write; pass it to training as {key}")
+        s.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
+        s.add_argument("--quiet", action="store_true", help="no progress bar")
+        s.set_defaults(func=func)
 
-    s = sub.add_parser("tokenizer", help="build the configured tokenizer (characters or BPE) from a manifest")
-    s.add_argument("--config", help="YAML config (its tokenizer section is used)")
-    s.add_argument("manifest", help="training manifest")
-    s.add_argument("out", help="tokenizer file (JSON) to write; pass it to training as tokenizer.file")
-    s.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
-    s.set_defaults(func=cmd_tokenizer)
+    manifest_to_file("stats", "global mean/variance normalisation statistics of a training manifest", "features",
+                     "statistics file", "data.cmvn", cmd_stats)
+    manifest_to_file("tokenizer", "build the configured tokenizer (characters or BPE) from a manifest", "tokenizer",
+                     "tokenizer file", "tokenizer.file", cmd_tokenizer)
 
     s = sub.add_parser("package", help="check an experiment's best model and write it, with its results, "
                                        "as one bundle")

@@ -69,13 +69,17 @@ class SpeechDataset(Dataset):
                 self._feats[(i, s)] = self.logmel(speed_perturb(wav, s))
         return self._feats[key]
 
-    def compute_cmvn(self, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def accumulate_cmvn(self, progress: bool = False) -> Cmvn:
+        """Global CMVN accumulator over every utterance's un-augmented features."""
         from tqdm import tqdm
 
         acc = Cmvn(self.cfg.n_mels)
         for i in tqdm(range(len(self)), desc="features+CMVN", unit="utt", disable=not progress, leave=False):
             acc.add(utterance_mean_norm(self.raw_features(i), self.cfg.utterance_mean_norm))
-        return acc.stats()
+        return acc
+
+    def compute_cmvn(self, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.accumulate_cmvn(progress).stats()
 
     def set_cmvn(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.mean, self.std = mean, std
@@ -139,15 +143,11 @@ def iterate_batches(dataset: SpeechDataset, batches: list[list[int]]):
 
 def compute_stats_file(manifest, feat_cfg: FeatureConfig, out, progress: bool = True) -> int:
     """Global CMVN statistics of a manifest's features (no augmentation) written to `out`; returns frames."""
-    from tqdm import tqdm
-
-    from asr.features import Cmvn, save_cmvn, utterance_mean_norm
+    from asr.features import save_cmvn
     from asr.manifest import read_manifest
 
     ds = SpeechDataset(read_manifest(manifest), None, feat_cfg, train=False, cache=False)
-    acc = Cmvn(feat_cfg.n_mels)
-    for i in tqdm(range(len(ds)), desc="stats", unit="utt", disable=not progress):
-        acc.add(utterance_mean_norm(ds.raw_features(i), feat_cfg.utterance_mean_norm))
+    acc = ds.accumulate_cmvn(progress)
     mean, std = acc.stats()
     save_cmvn(mean, std, out, acc.count)
     return acc.count

@@ -15,14 +15,14 @@ LOG_FLOOR = 1e-6
 class LogMel(torch.nn.Module):
     """Waveform (N,) at 16 kHz → log-mel filterbank (T, n_mels), T = 1 + N // hop."""
 
-    def __init__(self, cfg: FeatureConfig):
+    def __init__(self, cfg: FeatureConfig, center: bool = True):
         super().__init__()
         win = int(round(SAMPLE_RATE * cfg.win_ms / 1000))
         hop = int(round(SAMPLE_RATE * cfg.hop_ms / 1000))
         self.hop = hop
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=SAMPLE_RATE, n_fft=win, win_length=win, hop_length=hop, n_mels=cfg.n_mels, power=2.0,
-            f_min=cfg.f_min, f_max=cfg.f_max or None)
+            f_min=cfg.f_min, f_max=cfg.f_max or None, center=center)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         spec = self.mel(wav)  # (n_mels, T)
@@ -42,16 +42,11 @@ class StreamingLogMel:
     computed as soon as its window is complete, and the right padding is added by `finish()`."""
 
     def __init__(self, cfg: FeatureConfig):
-        if cfg.utterance_mean_norm:
-            raise ValueError("streaming features cannot use utterance_mean_norm")
-        offline = LogMel(cfg)
-        mel = offline.mel
-        self.n_fft = mel.n_fft
-        self.hop = offline.hop
+        self.logmel = LogMel(cfg, center=False)  # the same filterbank, on windows we pad ourselves
+        self.n_mels = cfg.n_mels
+        self.n_fft = self.logmel.mel.n_fft
+        self.hop = self.logmel.hop
         self.pad = self.n_fft // 2
-        self.mel = torchaudio.transforms.MelSpectrogram(
-            sample_rate=SAMPLE_RATE, n_fft=mel.n_fft, win_length=mel.win_length, hop_length=mel.hop_length,
-            n_mels=cfg.n_mels, power=2.0, center=False, f_min=cfg.f_min, f_max=cfg.f_max or None)
         self.buf = torch.zeros(0)  # padded-signal samples from index `self.start` on
         self.start = 0
         self.received = 0  # raw samples so far
@@ -66,7 +61,7 @@ class StreamingLogMel:
         if self.head is not None or self.start == 0 and self.buf.numel() == 0:
             self.head = samples if self.head is None else torch.cat([self.head, samples])
             if self.head.numel() <= self.pad:
-                return torch.zeros(0, self.mel.n_mels)
+                return torch.zeros(0, self.n_mels)
             left = self.head[1:self.pad + 1].flip(0)  # reflect padding (edge sample not repeated)
             samples, self.head = torch.cat([left, self.head]), None
         self.buf = torch.cat([self.buf, samples])
@@ -89,11 +84,10 @@ class StreamingLogMel:
         if total is not None:
             last = min(last, total - 1)
         if last < self.next_frame:
-            return torch.zeros(0, self.mel.n_mels)
+            return torch.zeros(0, self.n_mels)
         a = self.next_frame * self.hop - self.start
         seg = self.buf[a:a + (last - self.next_frame) * self.hop + self.n_fft]
-        spec = self.mel(seg)
-        feats = torch.log(spec + LOG_FLOOR).transpose(0, 1).contiguous()
+        feats = self.logmel(seg)
         self.next_frame = last + 1
         drop = self.next_frame * self.hop - self.start
         self.buf, self.start = self.buf[drop:], self.start + drop
