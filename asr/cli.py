@@ -70,6 +70,20 @@ def cmd_tokenizer(args) -> int:
     return 0
 
 
+def cmd_features(args) -> int:
+    from asr.config import load_config
+    from asr.featcache import write_cache
+    from asr.manifest import read_manifest
+
+    cfg = load_config(args.config, args.overrides).features
+    summary = write_cache(read_manifest(args.manifest), cfg, args.out, speeds=cfg.speed_perturb or (1.0,),
+                          dtype=args.dtype, shard_mb=args.shard_mb, progress=not args.quiet)
+    print(f"feature cache: {summary['utterances']} utterances, {summary['frames']} frames at speeds "
+          f"{list(cfg.speed_perturb) or [1.0]}, {summary['bytes'] / 2**20:.1f} MiB in {summary['shards']} shard(s): "
+          f"{args.out} (train with data.feature_cache={args.out})")
+    return 0
+
+
 def cmd_package(args) -> int:
     from asr.bundle import package
 
@@ -225,15 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
         s = sub.add_parser(name, help=help)
         s.add_argument("--config", help=f"YAML config (its {section} section is used)")
         s.add_argument("manifest", help="training manifest")
-        s.add_argument("out", help=f"{out} (JSON) to write; pass it to training as {key}")
+        s.add_argument("out", help=f"{out} to write; pass it to training as {key}")
         s.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides")
         s.add_argument("--quiet", action="store_true", help="no progress bar")
         s.set_defaults(func=func)
+        return s
 
     manifest_to_file("stats", "global mean/variance normalisation statistics of a training manifest", "features",
-                     "statistics file", "data.cmvn", cmd_stats)
+                     "statistics file (JSON)", "data.cmvn", cmd_stats)
     manifest_to_file("tokenizer", "build the configured tokenizer (characters or BPE) from a manifest", "tokenizer",
-                     "tokenizer file", "tokenizer.file", cmd_tokenizer)
+                     "tokenizer file (JSON)", "tokenizer.file", cmd_tokenizer)
+    s = manifest_to_file("features", "precompute a manifest's features (every speed of features.speed_perturb) "
+                         "into memory-mapped shards", "features", "cache folder", "data.feature_cache", cmd_features)
+    s.add_argument("--dtype", choices=["float32", "float16"], default="float32",
+                   help="storage type (float16 halves the size; values within ~0.01)")
+    s.add_argument("--shard-mb", type=float, default=256.0, help="approximate size of each shard file")
 
     s = sub.add_parser("package", help="check an experiment's best model and write it, with its results, "
                                        "as one bundle")
@@ -309,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # overrides may come after options (`asr train --config c.yaml --quiet model.hidden_size=64`)
-    takes_overrides = args.command in ("train", "stats", "tokenizer")
+    takes_overrides = args.command in ("train", "stats", "tokenizer", "features")
     if extra and takes_overrides and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides = list(args.overrides) + extra
     elif extra:

@@ -26,6 +26,7 @@ class DataConfig:
     max_duration: float = 30.0  # seconds; longer training utterances are skipped with a warning
     cache_features: bool = True  # keep computed features in memory (small corpora)
     cmvn: str = ""  # normalisation statistics from `asr stats`; empty = computed from data.train at start
+    feature_cache: str = ""  # folder from `asr features` holding data.train's features (memory-mapped shards)
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,9 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop after this much training time (0 = no limit)
     precision: str = "fp32"  # "fp32", "bf16" (autocast) or "fp16" (autocast + gradient scaler, CUDA only)
     keep_checkpoints: int = 5  # epoch checkpoints kept in EXP/checkpoints for `asr average` (0 = none)
+    checkpoint_every: int = 500  # steps between resume checkpoints (EXP/resume.pt, also written every epoch)
+    log_every: int = 20  # steps between log lines and TensorBoard points
+    tensorboard: bool = True  # TensorBoard scalars in EXP/tensorboard (and EXP/curves.png every epoch)
 
     def __post_init__(self):
         _check(self.epochs >= 1, "train.epochs must be >= 1")
@@ -127,6 +131,8 @@ class TrainConfig:
         _check(self.lr > 0, "train.lr must be positive")
         _check(self.grad_clip >= 0, "train.grad_clip must be >= 0")
         _check(self.keep_checkpoints >= 0, "train.keep_checkpoints must be >= 0")
+        _check(self.checkpoint_every >= 0, "train.checkpoint_every must be >= 0 (0 = at epoch ends only)")
+        _check(self.log_every >= 1, "train.log_every must be >= 1")
         _check(self.precision in ("fp32", "bf16", "fp16"),
                f"train.precision must be fp32, bf16 or fp16, got {self.precision!r}")
         _check(self.device in ("auto", "cpu", "cuda"), f"train.device must be auto, cpu or cuda, got {self.device!r}")

@@ -37,8 +37,9 @@ class SpeechDataset(Dataset):
     """Items are (normalised features (T, F), token ids); augmentation only when `train` is true."""
 
     def __init__(self, utts: list[Utterance], tokenizer, feat_cfg: FeatureConfig, *,
-                 train: bool = False, cache: bool = True):
+                 train: bool = False, cache: bool = True, store=None):
         self.utts = utts
+        self.store = store  # a FeatureCache (asr.featcache): features read from disk instead of computed
         self.tokenizer = tokenizer
         self.cfg = feat_cfg
         self.train = train
@@ -56,6 +57,8 @@ class SpeechDataset(Dataset):
     def raw_features(self, i: int, speed: float = 1.0) -> torch.Tensor:
         """Un-normalised log-mel features (T, F) of utterance i at a given speed, cached if enabled."""
         key = (i, speed)
+        if self.store is not None:
+            return self.store.get(self.utts[i].id, speed)
         if key in self._feats:
             return self._feats[key]
         wav = trim_silence(torch.from_numpy(load_audio(self.utts[i].audio)), self.cfg.trim_db)
@@ -106,14 +109,19 @@ class SpeechDataset(Dataset):
 
 
 def make_batches(lengths: list[int], batch_size: int, max_frames: int, *, shuffle: bool,
-                 seed: int = 0) -> list[list[int]]:
-    """Group indices of similar length; a batch holds at most `batch_size` items and
-    `max_frames` padded frames (longest * count). Batch order is shuffled when asked."""
+                 seed: int = 0, shards: int = 1) -> list[list[int]]:
+    """Group indices of similar length into batches (indices length-sorted inside each batch).
+
+    With `shards` = 1 a batch holds at most `batch_size` items and `max_frames` padded frames (longest *
+    count). With `shards` = N (data-parallel ranks) the batch is global: each of its N round-robin shards
+    (`asr.distributed.shard`) respects both bounds. Batch order is shuffled (seeded) when asked; unshuffled
+    it goes from the shortest batch to the longest (SortaGrad)."""
     order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
     batches, current, longest = [], [], 0
     for i in order:
         new_longest = max(longest, lengths[i])
-        if current and (len(current) + 1 > batch_size or new_longest * (len(current) + 1) > max_frames):
+        per_shard = -(-(len(current) + 1) // shards)
+        if current and (per_shard > batch_size or new_longest * per_shard > max_frames):
             batches.append(current)
             current, new_longest = [], lengths[i]
         current.append(i)
@@ -123,6 +131,14 @@ def make_batches(lengths: list[int], batch_size: int, max_frames: int, *, shuffl
     if shuffle:
         random.Random(seed).shuffle(batches)
     return batches
+
+
+def epoch_batches(lengths: list[int], batch_size: int, max_frames: int, epoch: int, *, seed: int = 0,
+                  sortagrad: bool = True, shards: int = 1) -> list[list[int]]:
+    """The global batches of one training epoch: shortest first in epoch 1 when `sortagrad` (SortaGrad),
+    shuffled with a seed that depends on the epoch otherwise. Identical on every rank."""
+    return make_batches(lengths, batch_size, max_frames, shuffle=not (sortagrad and epoch == 1),
+                        seed=seed + epoch, shards=shards)
 
 
 def collate(items: list[tuple[torch.Tensor, torch.Tensor]], ids: list[str]) -> Batch:

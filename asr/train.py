@@ -1,4 +1,5 @@
-"""Training: CTC loss, AdamW with warm-up and cosine decay, gradient clipping, dev WER per epoch, checkpoints."""
+"""Training: CTC loss, AdamW with warm-up and cosine decay, gradient clipping, dev WER per epoch, checkpoints,
+exact resume, data-parallel ranks under torchrun, TensorBoard scalars and a PNG of the curves."""
 
 from __future__ import annotations
 
@@ -7,35 +8,49 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from asr import distributed
 from asr.bundle import make_bundle, read_bundle, save_bundle
 from asr.chunking import chunkwise_backward
-from asr.config import Config, ConfigError, save_config
-from asr.data import SpeechDataset, iterate_batches, make_batches
+from asr.config import Config, ConfigError, save_config, to_dict
+from asr.data import SpeechDataset, collate, epoch_batches, iterate_batches, make_batches
 from asr.decode import greedy_ids
 from asr.features import load_cmvn
+from asr.fileio import atomic_path
 from asr.manifest import read_manifest
 from asr.model import AcousticModel
 from asr.score import compute
-from asr.text import build_tokenizer, load_tokenizer
+from asr.text import build_tokenizer, load_tokenizer, tokenizer_from_state
 
 log = logging.getLogger("asr.train")
+
+RESUME = "resume.pt"
+# settings that may change between an interrupted run and its resumption; any other change is refused
+RESUMABLE = {"train.max_minutes", "train.num_threads", "train.checkpoint_every", "train.keep_checkpoints",
+             "train.log_every", "train.tensorboard", "train.device"}
 
 
 @dataclass
 class TrainState:
-    """Run state, kept apart from the (frozen) config."""
-    epoch: int = 0
+    """Everything about the run's progress that a resumed run needs, apart from weights and RNGs."""
+    epoch: int = 1  # the epoch in progress (1-based)
+    batch_in_epoch: int = 0  # global batches of that epoch already trained
     step: int = 0
     best_wer: float = math.inf
     best_epoch: int = 0
-    elapsed: float = 0.0  # seconds of training so far
+    elapsed: float = 0.0  # seconds of training so far (all sessions)
+    epoch_loss: float = 0.0  # summed utterance losses of this rank in the epoch in progress
+    epoch_audio: float = 0.0  # seconds of audio of this rank in the epoch in progress
+    epoch_seconds: float = 0.0
+    finished: bool = False
+    history: dict = field(default_factory=lambda: {"step": [], "loss": [], "lr": [], "epoch": [], "dev_wer": [],
+                                                   "dev_cer": []})
 
 
 def lr_factor(progress: float, step: int, warmup: int, final_ratio: float) -> float:
@@ -47,20 +62,23 @@ def lr_factor(progress: float, step: int, warmup: int, final_ratio: float) -> fl
 
 
 def ctc_loss(log_probs: torch.Tensor, out_lens: torch.Tensor, targets: torch.Tensor,
-             target_lens: torch.Tensor) -> torch.Tensor:
-    """Summed CTC loss divided by the batch size; log_probs (B, T, V) in fp32."""
+             target_lens: torch.Tensor, denominator: float | None = None) -> torch.Tensor:
+    """Summed CTC loss divided by `denominator` (default: the batch size); log_probs (B, T, V), run in fp32."""
     loss = torch.nn.functional.ctc_loss(log_probs.float().transpose(0, 1), targets, out_lens, target_lens,
                                         blank=0, reduction="sum", zero_infinity=True)
-    return loss / log_probs.shape[0]
+    return loss / (denominator if denominator is not None else log_probs.shape[0])
 
 
-def _setup_logging(exp: Path) -> None:
+def _setup_logging(exp: Path, main: bool) -> None:
     log.setLevel(logging.INFO)
     for h in list(log.handlers):
         log.removeHandler(h)
-    handler = logging.FileHandler(exp / "train.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    log.addHandler(handler)
+    if main:  # under torchrun only rank 0 writes the log
+        handler = logging.FileHandler(exp / "train.log")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        log.addHandler(handler)
+    else:
+        log.addHandler(logging.NullHandler())
     log.propagate = False
 
 
@@ -70,14 +88,65 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _load_train_utts(cfg: Config):
+def rng_state(device: torch.device) -> dict:
+    """Every random generator training draws from (augmentation, dropout, SpecAugment), as saveable types."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss,
+                                                    gauss], "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: torch.device) -> None:
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _config_changes(old: dict, new: dict) -> list[str]:
+    changes = []
+    for section, values in new.items():
+        for key, value in values.items():
+            before = old.get(section, {}).get(key)
+            if before != value and f"{section}.{key}" not in RESUMABLE:
+                changes.append(f"{section}.{key}: {before!r} -> {value!r}")
+    return changes
+
+
+def read_resume(exp: Path, cfg: Config) -> dict | None:
+    """The resume checkpoint of an experiment folder, or None; refuses one written with another config."""
+    path = exp / RESUME
+    if not path.is_file():
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RuntimeError(f"{path}: unreadable resume checkpoint ({type(exc).__name__}: {exc}); delete it to "
+                           "start over") from None
+    changes = _config_changes(ckpt["config"], to_dict(cfg))
+    if changes:
+        raise ConfigError(f"{exp} holds a run with another configuration ({'; '.join(changes)}); use another "
+                          f"train.exp_dir, or delete {path} to start over")
+    return ckpt
+
+
+def _load_train_utts(cfg: Config, hop_ms: float):
     utts = read_manifest(cfg.data.train)
     kept = [u for u in utts if u.duration <= cfg.data.max_duration]
     if len(kept) < len(utts):
         log.warning("skipped %d training utterances longer than %.1f s", len(utts) - len(kept), cfg.data.max_duration)
-    if not kept:
-        raise ValueError(f"{cfg.data.train}: no training utterance is shorter than data.max_duration")
-    return kept
+    fits = [u for u in kept if int(u.duration * 1000 / hop_ms) + 1 <= cfg.train.max_batch_frames]
+    if len(fits) < len(kept):
+        log.warning("skipped %d training utterances longer than train.max_batch_frames=%d frames",
+                    len(kept) - len(fits), cfg.train.max_batch_frames)
+    if not fits:
+        raise ValueError(f"{cfg.data.train}: no training utterance fits data.max_duration and "
+                         "train.max_batch_frames")
+    return fits
 
 
 def evaluate(model: AcousticModel, ds: SpeechDataset, tokenizer, device: torch.device,
@@ -96,6 +165,34 @@ def evaluate(model: AcousticModel, ds: SpeechDataset, tokenizer, device: torch.d
     return score.wer, score.cer
 
 
+def plot_curves(history: dict, out: Path) -> None:
+    """Training loss and learning rate per step, dev WER/CER per epoch, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot(history["step"], history["loss"], color="tab:blue", lw=1)
+    ax1.set_xlabel("step")
+    ax1.set_ylabel("CTC loss per utterance", color="tab:blue")
+    ax1.set_yscale("log")
+    lr_ax = ax1.twinx()
+    lr_ax.plot(history["step"], history["lr"], color="tab:gray", lw=1, ls="--")
+    lr_ax.set_ylabel("learning rate", color="tab:gray")
+    if history["epoch"]:
+        ax2.plot(history["epoch"], history["dev_wer"], marker="o", label="dev WER")
+        ax2.plot(history["epoch"], history["dev_cer"], marker="o", label="dev CER")
+        ax2.legend()
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("%")
+    ax2.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+
+
 def _device(cfg: Config) -> torch.device:
     if cfg.train.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("train.device=cuda but no CUDA device is available")
@@ -105,134 +202,269 @@ def _device(cfg: Config) -> torch.device:
 
 
 def train(cfg: Config, progress: bool = True) -> Path:
-    """Train a model as configured; returns the path of the best model bundle (`EXP/model.pt`)."""
+    """Train a model as configured; returns the path of the best model bundle (`EXP/model.pt`).
+
+    An experiment folder holding a resume checkpoint (`EXP/resume.pt`) continues where it stopped, with
+    bitwise the same result as an uninterrupted run. Under `torchrun` every process is one data-parallel rank."""
+    d = distributed.from_env()
+    device = distributed.init(d, _device(cfg))
+    try:
+        return _train(cfg, d, device, progress and d.main)
+    finally:
+        distributed.shutdown(d)
+
+
+def _train(cfg: Config, d: distributed.Dist, device: torch.device, progress: bool) -> Path:
     exp = Path(cfg.train.exp_dir)
     exp.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, exp / "config.yaml")
-    _setup_logging(exp)
+    resume = read_resume(exp, cfg)
+    _setup_logging(exp, d.main)
+    if d.main:
+        save_config(cfg, exp / "config.yaml")
+    bundle_path = exp / "model.pt"
+    if resume is not None and resume["state"]["finished"] and bundle_path.is_file():
+        msg = f"{exp}: training already finished (epoch {resume['state']['epoch'] - 1}); nothing to do"
+        log.info(msg)
+        if progress:
+            tqdm.write(msg)
+        return bundle_path
     _seed_everything(cfg.train.seed)
     if cfg.train.num_threads > 0:
         torch.set_num_threads(cfg.train.num_threads)
-    device = _device(cfg)
 
-    train_utts = _load_train_utts(cfg)
-    if cfg.tokenizer.file:
+    train_utts = _load_train_utts(cfg, cfg.features.hop_ms)
+    if resume is not None:
+        tokenizer = tokenizer_from_state(resume["tokenizer"])
+    elif cfg.tokenizer.file:
         tokenizer = load_tokenizer(cfg.tokenizer.file)
     else:
         tokenizer = build_tokenizer(cfg.tokenizer.kind, [u.text for u in train_utts], cfg.tokenizer.vocab_size,
                                     cfg.tokenizer.double_letters)
-    train_set = SpeechDataset(train_utts, tokenizer, cfg.features, train=True, cache=cfg.data.cache_features)
-    if cfg.data.cmvn:
+    store = None
+    if cfg.data.feature_cache:
+        from asr.featcache import FeatureCache
+
+        store = FeatureCache(cfg.data.feature_cache)
+        store.check(cfg.features, cfg.features.speed_perturb or (1.0,), train_utts)
+    train_set = SpeechDataset(train_utts, tokenizer, cfg.features, train=True,
+                              cache=cfg.data.cache_features and store is None, store=store)
+    if resume is not None:
+        mean, std = resume["cmvn"]["mean"], resume["cmvn"]["std"]
+    elif cfg.data.cmvn:
         mean, std = load_cmvn(cfg.data.cmvn, cfg.features.n_mels)
     else:
         mean, std = train_set.compute_cmvn(progress)
     train_set.set_cmvn(mean, std)
     dev_set = None
-    if cfg.data.dev:
+    if cfg.data.dev and d.main:
         dev_set = SpeechDataset(read_manifest(cfg.data.dev), tokenizer, cfg.features, cache=cfg.data.cache_features)
         dev_set.set_cmvn(mean, std)
 
     model = AcousticModel(cfg.model, cfg.features.n_mels, tokenizer.vocab_size).to(device)
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info("device %s, %d training utterances (%.1f min), %d parameters, vocabulary %d",
-             device, len(train_set), sum(u.duration for u in train_utts) / 60, n_params, tokenizer.vocab_size)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    lengths = [train_set.frames(i) for i in range(len(train_set))]
-    steps_per_epoch = len(make_batches(lengths, cfg.train.batch_size, cfg.train.max_batch_frames, shuffle=False))
-    total_steps = steps_per_epoch * cfg.train.epochs
-    budget = cfg.train.max_minutes * 60
-
     # mixed precision: bf16 autocast (no scaler needed), or fp16 autocast with a gradient scaler (CUDA);
     # the CTC loss always runs in fp32 (ctc_loss casts), as do the optimiser and the master weights
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision)
     if cfg.train.precision == "fp16" and device.type != "cuda":
         raise ConfigError("train.precision=fp16 needs CUDA; use bf16 on CPU")
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.precision == "fp16")
+    state = TrainState()
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optim.load_state_dict(resume["optimizer"])
+        scaler.load_state_dict(resume["scaler"])
+        state = TrainState(**resume["state"])
+        rngs = resume["rng"]
+        if len(rngs) == d.world:
+            set_rng_state(rngs[d.rank], device)
+        else:
+            log.warning("resuming with %d ranks instead of %d: random streams restart from the seed",
+                        d.world, len(rngs))
+            _seed_everything(cfg.train.seed + 7919 * state.step + d.rank)
+        log.info("resuming at epoch %d, batch %d (step %d, %.1f s trained)", state.epoch, state.batch_in_epoch,
+                 state.step, state.elapsed)
+    elif d.rank > 0:  # other ranks: different augmentation and dropout draws (weights come from rank 0)
+        random.seed(cfg.train.seed + d.rank)
+        np.random.seed(cfg.train.seed + d.rank)
+        torch.manual_seed(cfg.train.seed + d.rank)
+
+    net = model
+    if d.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("device %s x %d rank(s), %d training utterances (%.1f min), %d parameters, vocabulary %d%s",
+             device.type, d.world, len(train_set), sum(u.duration for u in train_utts) / 60, n_params,
+             tokenizer.vocab_size, f", features from {store.folder}" if store is not None else "")
+
+    lengths = [train_set.frames(i) for i in range(len(train_set))]
+    bsz, max_frames = cfg.train.batch_size, cfg.train.max_batch_frames
+    steps_per_epoch = len(make_batches(lengths, bsz, max_frames, shuffle=False, shards=d.world))
+    total_steps = steps_per_epoch * cfg.train.epochs
+    budget = cfg.train.max_minutes * 60
+    writer = None
+    if cfg.train.tensorboard and d.main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(exp / "tensorboard"), purge_step=state.step if resume is not None else None)
 
     def autocast():
         if amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=amp_dtype)
 
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.precision == "fp16")
-    state = TrainState()
-    start = time.monotonic()
+    def save_resume():
+        """Atomic resume checkpoint (all ranks take part: rank 0 collects every rank's RNG states)."""
+        rngs = distributed.gather_objects(rng_state(device), d)
+        if d.main:
+            ckpt = {"format": "asr-resume", "config": to_dict(cfg), "state": asdict(state),
+                    "model": model.state_dict(), "optimizer": optim.state_dict(), "scaler": scaler.state_dict(),
+                    "rng": rngs, "tokenizer": tokenizer.state(), "cmvn": {"mean": mean, "std": std}}
+            with atomic_path(exp / RESUME) as tmp:
+                torch.save(ckpt, tmp)
+
+    start = time.monotonic() - state.elapsed
     out_of_time = False
-    for epoch in range(1, cfg.train.epochs + 1):
+    for epoch in range(state.epoch, cfg.train.epochs + 1):
         state.epoch = epoch
-        sorta = cfg.train.sortagrad and epoch == 1  # shortest batches first in epoch 1, shuffled after
-        batches = make_batches(lengths, cfg.train.batch_size, cfg.train.max_batch_frames, shuffle=not sorta,
-                               seed=cfg.train.seed + epoch)
-        bar = tqdm(batches, desc=f"epoch {epoch}/{cfg.train.epochs}", unit="batch", disable=not progress)
-        total_loss, total_audio = 0.0, 0.0
-        epoch_start = time.monotonic()
-        for batch in iterate_batches(train_set, batches):
+        batches = epoch_batches(lengths, bsz, max_frames, epoch, seed=cfg.train.seed,
+                                sortagrad=cfg.train.sortagrad, shards=d.world)
+        fresh_epoch = state.batch_in_epoch == 0
+        if fresh_epoch:
+            state.epoch_loss = state.epoch_audio = state.epoch_seconds = 0.0
+        seen = torch.zeros(len(train_set), dtype=torch.float64, device=device) if d.enabled else None
+        loss_sum = torch.tensor(state.epoch_loss, dtype=torch.float64, device=device)
+        bar = tqdm(total=len(batches), initial=state.batch_in_epoch, desc=f"epoch {epoch}/{cfg.train.epochs}",
+                   unit="batch", disable=not progress)
+        segment_start = time.monotonic()
+        segment_seconds = state.epoch_seconds
+        for b in range(state.batch_in_epoch, len(batches)):
             elapsed = time.monotonic() - start
+            if budget > 0:
+                elapsed = distributed.all_reduce([elapsed], device, d, op=torch.distributed.ReduceOp.MAX
+                                                 if d.enabled else None)[0]
+                if elapsed >= budget:
+                    out_of_time = True
+                    break
             progress_frac = state.step / total_steps
             if budget > 0:
                 progress_frac = max(progress_frac, elapsed / budget)
+            lr = cfg.train.lr * lr_factor(progress_frac, state.step, cfg.train.warmup_steps, cfg.train.final_lr_ratio)
             for group in optim.param_groups:
-                group["lr"] = cfg.train.lr * lr_factor(progress_frac, state.step, cfg.train.warmup_steps,
-                                                       cfg.train.final_lr_ratio)
+                group["lr"] = lr
+            global_batch = batches[b]
+            idx = distributed.shard(global_batch, d.rank, d.world)
+            weight = 1.0
+            if not idx:  # fewer utterances than ranks (an epoch's last batch): a zero-weight stand-in
+                idx, weight = global_batch[:1], 0.0
+            if seen is not None and weight:
+                seen[idx] += 1
+            batch = collate([train_set[i] for i in idx], [train_set.utts[i].id for i in idx])
+            feats, feat_lens = batch.feats.to(device), batch.feat_lens.to(device)
             targets, target_lens = batch.targets.to(device), batch.target_lens.to(device)
+            denominator = len(global_batch) / d.world  # ranks' gradients are averaged: loss = global sum / size
+
+            def loss_fn(lp, ol, t=targets, n=target_lens, den=denominator, w=weight):
+                return ctc_loss(lp, ol, t, n, den) * w
+
             optim.zero_grad(set_to_none=True)
             with autocast():
                 if cfg.model.tbptt_chunk > 0:  # truncated BPTT: activation memory bounded by the chunk
-                    loss, _ = chunkwise_backward(
-                        model, batch.feats.to(device), batch.feat_lens.to(device),
-                        lambda lp, ol, t=targets, n=target_lens: scaler.scale(ctc_loss(lp, ol, t, n)))
+                    loss, _ = chunkwise_backward(model, feats, feat_lens, lambda lp, ol: scaler.scale(loss_fn(lp, ol)))
                     loss = loss / scaler.get_scale() if scaler.is_enabled() else loss
+                    if d.enabled:
+                        distributed.all_reduce_grads(model.parameters(), d.world)
                 else:
-                    log_probs, out_lens = model(batch.feats.to(device), batch.feat_lens.to(device))
-                    loss = ctc_loss(log_probs, out_lens, targets, target_lens)
+                    log_probs, out_lens = net(feats, feat_lens)
+                    loss = loss_fn(log_probs, out_lens)
                     scaler.scale(loss).backward()
             scaler.unscale_(optim)
             grad_norm = None
             if cfg.train.grad_clip > 0:
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip))
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
             scaler.step(optim)
             scaler.update()
             state.step += 1
-            loss_value = float(loss.detach())
-            total_loss += loss_value * len(batch.ids)
-            total_audio += float(batch.feat_lens.sum()) * cfg.features.hop_ms / 1000
-            speed = total_audio / max(time.monotonic() - epoch_start, 1e-6)
+            state.batch_in_epoch = b + 1
+            loss_sum += loss.detach().double() * denominator
+            state.epoch_audio += float(batch.feat_lens.sum()) * cfg.features.hop_ms / 1000 * weight
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.3f}", rtf=f"{speed:.0f}x", lr=f"{optim.param_groups[0]['lr']:.1e}")
-            if state.step % 50 == 0:
+            if state.step % cfg.train.log_every == 0 or b == len(batches) - 1:
+                seconds = segment_seconds + time.monotonic() - segment_start
+                speed = state.epoch_audio * d.world / max(seconds, 1e-6)
+                loss_value = float(loss.detach()) * denominator / max(len(idx), 1)
+                bar.set_postfix(loss=f"{loss_value:.3f}", rtf=f"{speed:.0f}x", lr=f"{lr:.1e}")
+                gn = float(grad_norm) if grad_norm is not None else None
                 log.info("epoch %d step %d loss %.4f grad_norm %s lr %.2e audio/s %.1fx", epoch, state.step,
-                         loss_value, f"{grad_norm:.2f}" if grad_norm is not None else "-",
-                         optim.param_groups[0]["lr"], speed)
-            if budget > 0 and time.monotonic() - start >= budget:
-                out_of_time = True
-                break
+                         loss_value, f"{gn:.2f}" if gn is not None else "-", lr, speed)
+                state.history["step"].append(state.step)
+                state.history["loss"].append(loss_value)
+                state.history["lr"].append(lr)
+                if writer is not None:
+                    writer.add_scalar("train/loss", loss_value, state.step)
+                    writer.add_scalar("train/lr", lr, state.step)
+                    if gn is not None:
+                        writer.add_scalar("train/grad_norm", gn, state.step)
+                    writer.add_scalar("train/frames_per_second", speed * 1000 / cfg.features.hop_ms, state.step)
+            if cfg.train.checkpoint_every and state.step % cfg.train.checkpoint_every == 0 and b + 1 < len(batches):
+                state.epoch_loss = float(loss_sum)
+                state.epoch_seconds = segment_seconds + time.monotonic() - segment_start
+                state.elapsed = time.monotonic() - start
+                save_resume()
         bar.close()
+        state.epoch_seconds = segment_seconds + time.monotonic() - segment_start
         state.elapsed = time.monotonic() - start
-        msg = (f"epoch {epoch} done: mean loss {total_loss / max(len(train_set), 1):.4f}, "
-               f"{time.monotonic() - epoch_start:.1f} s")
-        wer = None
-        if dev_set is not None:
-            wer, cer = evaluate(model, dev_set, tokenizer, device)
-            msg += f", dev WER {wer:.2f}% CER {cer:.2f}%"
-        log.info(msg)
-        if progress:
-            tqdm.write(msg)
-        run_state = {"epoch": epoch, "step": state.step, "dev_wer": wer if wer is not None else -1.0}
-        ckpt = make_bundle(model, cfg, tokenizer, mean, std, train_state=run_state)
-        save_bundle(ckpt, exp / "last.pt")
-        if cfg.train.keep_checkpoints > 0:
-            save_bundle(ckpt, exp / "checkpoints" / f"epoch-{epoch:04d}.pt")
-            for old in sorted((exp / "checkpoints").glob("epoch-*.pt"))[:-cfg.train.keep_checkpoints]:
-                old.unlink()
-        if wer is None or wer <= state.best_wer:
-            state.best_wer = wer if wer is not None else state.best_wer
-            state.best_epoch = epoch
-            save_bundle(ckpt, exp / "best.pt")
+        total_loss, total_audio = distributed.all_reduce([float(loss_sum), state.epoch_audio], device, d)
+        msg = (f"epoch {epoch} done: {len(train_set)} utterances, mean loss {total_loss / max(len(train_set), 1):.4f}, "
+               f"{state.epoch_seconds:.1f} s ({total_audio / max(state.epoch_seconds, 1e-6):.0f}x real time)")
+        if seen is not None and fresh_epoch and not out_of_time:
+            torch.distributed.all_reduce(seen)
+            if not bool((seen == 1).all()):
+                raise RuntimeError(f"epoch {epoch}: {int((seen != 1).sum())} utterances were not trained on exactly "
+                                   "once across ranks")
+            msg += f", each seen exactly once across {d.world} ranks"
+        if d.main:
+            wer = None
+            if dev_set is not None:
+                wer, cer = evaluate(model, dev_set, tokenizer, device)
+                msg += f", dev WER {wer:.2f}% CER {cer:.2f}%"
+                state.history["epoch"].append(epoch)
+                state.history["dev_wer"].append(wer)
+                state.history["dev_cer"].append(cer)
+                if writer is not None:
+                    writer.add_scalar("dev/wer", wer, state.step)
+                    writer.add_scalar("dev/cer", cer, state.step)
+            log.info(msg)
+            if progress:
+                tqdm.write(msg)
+            run_state = {"epoch": epoch, "step": state.step, "dev_wer": wer if wer is not None else -1.0}
+            ckpt = make_bundle(model, cfg, tokenizer, mean, std, train_state=run_state)
+            save_bundle(ckpt, exp / "last.pt")
+            if cfg.train.keep_checkpoints > 0:
+                save_bundle(ckpt, exp / "checkpoints" / f"epoch-{epoch:04d}.pt")
+                for old in sorted((exp / "checkpoints").glob("epoch-*.pt"))[:-cfg.train.keep_checkpoints]:
+                    old.unlink()
+            if wer is None or wer <= state.best_wer:
+                state.best_wer = wer if wer is not None else state.best_wer
+                state.best_epoch = epoch
+                save_bundle(ckpt, exp / "best.pt")
+            if writer is not None:
+                writer.flush()
+                plot_curves(state.history, exp / "curves.png")
+        state.epoch, state.batch_in_epoch = epoch + 1, 0
+        state.finished = out_of_time or epoch == cfg.train.epochs
+        if state.finished and d.main:
+            save_bundle(read_bundle(exp / "best.pt"), bundle_path)
+        save_resume()
         if out_of_time:
-            log.info("stopping: train.max_minutes=%.1f reached after epoch %d", cfg.train.max_minutes, epoch)
+            log.info("stopping: train.max_minutes=%.1f reached in epoch %d", cfg.train.max_minutes, epoch)
             break
-    best = exp / "best.pt"
-    bundle_path = exp / "model.pt"
-    save_bundle(read_bundle(best), bundle_path)
+    if writer is not None:
+        writer.close()
+    if d.main and not bundle_path.is_file() and (exp / "best.pt").is_file():
+        save_bundle(read_bundle(exp / "best.pt"), bundle_path)
+    distributed.barrier(d)
     log.info("best epoch %d (dev WER %s); model bundle %s; training time %.1f s", state.best_epoch,
              f"{state.best_wer:.2f}%" if state.best_wer < math.inf else "n/a", bundle_path, state.elapsed)
     return bundle_path

@@ -50,3 +50,39 @@ def test_augmentation_only_in_training(digit_corpus, tmp_path):
     assert a.shape[0] != n_eval and b.shape[0] != n_eval  # speed 0.9 or 1.1 always changes the length
     if a.shape == b.shape:
         assert not torch.equal(a, b)  # warping and masking are drawn anew each time
+
+
+def test_frame_budget_batches_never_exceed_the_budget_on_any_rank():
+    from asr.distributed import shard
+
+    rng = random.Random(1)
+    lengths = [rng.randint(20, 900) for _ in range(500)]
+    for world in (1, 2, 3, 4):
+        batches = make_batches(lengths, batch_size=12, max_frames=3000, shuffle=True, seed=5, shards=world)
+        assert sorted(i for b in batches for i in b) == list(range(500))  # no duplicates, no gaps
+        for b in batches:
+            parts = [shard(b, r, world) for r in range(world)]
+            assert sorted(i for p in parts for i in p) == sorted(b)
+            for p in parts:
+                assert len(p) <= 12
+                assert not p or max(lengths[i] for i in p) * len(p) <= 3000
+
+
+def test_sortagrad_orders_epoch_one_only():
+    from asr.data import epoch_batches
+
+    rng = random.Random(2)
+    lengths = [rng.randint(20, 900) for _ in range(200)]
+
+    def longest(batches):
+        return [max(lengths[i] for i in b) for b in batches]
+
+    first = epoch_batches(lengths, 8, 4000, epoch=1, seed=0)
+    assert longest(first) == sorted(longest(first))
+    for epoch in (2, 3):
+        later = epoch_batches(lengths, 8, 4000, epoch=epoch, seed=0)
+        assert longest(later) != sorted(longest(later))
+        assert sorted(map(sorted, later)) == sorted(map(sorted, first))
+    assert epoch_batches(lengths, 8, 4000, 2, seed=0) != epoch_batches(lengths, 8, 4000, 3, seed=0)
+    plain = epoch_batches(lengths, 8, 4000, epoch=1, seed=0, sortagrad=False)
+    assert longest(plain) != sorted(longest(plain))

@@ -111,15 +111,20 @@ def assemble_librispeech(root: Path, n_train: int = 30) -> Path:
 
 
 def test_librispeech_recipe_end_to_end(tmp_path):
+    """With a feature cache stage and two data-parallel training processes (gloo on this CPU)."""
     src = assemble_librispeech(tmp_path / "src")
     exp = tmp_path / "exp"
     r = run(["bash", RECIPES / "librispeech" / "run.sh", "--source", src, "--exp", exp, "--datadir", tmp_path / "data",
-             "--conf", RECIPES / "librispeech" / "conf" / "tiny.yaml", "--test-sets", "dev-clean test-clean"],
-            cwd=tmp_path)
+             "--conf", RECIPES / "librispeech" / "conf" / "tiny.yaml", "--test-sets", "dev-clean test-clean",
+             "--ngpu", "2", "--feature-cache", "true"], cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     names = [line.split("] ")[1].split(":")[0] for line in stage_lines(r.stdout)]
     assert names == ["stage 1 download", "stage 2 manifests", "stage 2 merge-100h", "stage 3 stats",
-                     "stage 4 tokenizer", "stage 5 train", "stage 6 decode", "stage 7 score", "stage 8 package"]
+                     "stage 4 tokenizer", "stage 4 features", "stage 5 train", "stage 6 decode", "stage 7 score",
+                     "stage 8 package"]
+    log = (exp / "train.log").read_text()
+    assert "x 2 rank(s)" in log and f"features from {exp / 'features'}" in log
+    assert "each seen exactly once across 2 ranks" in log
     rows = [line for line in (exp / "RESULTS.md").read_text().splitlines() if line.startswith("| ")][2:]
     assert sorted(r.split("|")[1].strip() for r in rows) == ["dev-clean", "test-clean"]
     assert (exp / "final.pt").is_file()

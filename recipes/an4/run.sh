@@ -12,6 +12,8 @@ source=""               # local an4_sphere.tar.gz, or a folder holding it or the
 exp=exp/an4             # experiment folder
 nj=2                    # test sets decoded in parallel
 overrides=""            # extra config overrides
+ngpu=1                  # data-parallel training processes (GPUs; gloo processes on a CPU-only machine)
+feature_cache=false     # true: precompute training features into memory-mapped shards (stage 4)
 # --- end options ---
 path_opts="source conf exp"
 . "$(dirname "$0")/../lib/parse_options.sh"

@@ -14,6 +14,8 @@ exp=exp/fsdd             # experiment root
 nj=2                     # test sets decoded in parallel
 overrides=""             # extra config overrides for every model, e.g. "train.max_minutes=1"
 loso=true                # also run the leave-one-speaker-out evaluation
+ngpu=1                   # data-parallel training processes (GPUs; gloo processes on a CPU-only machine)
+feature_cache=false      # true: precompute training features into memory-mapped shards (stage 4)
 # --- end options ---
 path_opts="source conf exp"
 . "$(dirname "$0")/../lib/parse_options.sh"

@@ -4,7 +4,8 @@
 # time. Stage numbers are shared by all recipes:
 #   1 download   2 manifests   3 stats   4 tokenizer   5 train   6 decode   7 score   8 package
 #
-# The calling recipe sets: corpus, stage, stop_stage, conf, source, nj, overrides, decode_opts, and calls
+# The calling recipe sets: corpus, stage, stop_stage, conf, source, nj, overrides, decode_opts, ngpu,
+# feature_cache, and calls
 #   corpus_stages DOWNLOAD_DIR MANIFEST_DIR MARKER_DIR   (stages 1-2)
 #   model_stages  MANIFEST_DIR EXP TRAIN DEV "TEST ..."  (stages 3-8)
 
@@ -14,6 +15,10 @@ if [ -n "${ASR:-}" ]; then :
 elif [ -x "$(dirname "${BASH_SOURCE[0]}")/../../.venv/bin/asr" ]; then ASR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.venv/bin/asr"
 else ASR=asr
 fi
+
+# torchrun (data-parallel training) from the same environment as asr
+TORCHRUN="$(dirname "$(command -v "$ASR")")/torchrun"
+[ -x "$TORCHRUN" ] || TORCHRUN=torchrun
 
 log() { echo "[$(date '+%Y-%m-%d %H:%M:%S')] $*"; }
 
@@ -71,6 +76,16 @@ _score_sets() {
   done
 }
 
+# _train ARGS...: `asr train`, or with --ngpu N > 1 the same command as N data-parallel processes
+# under torchrun (one per GPU; NCCL on GPUs, gloo on a CPU-only machine)
+_train() {
+  if [ "${ngpu:-1}" -gt 1 ]; then
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} "$TORCHRUN" --standalone --nproc_per_node "$ngpu" -m asr train "$@"
+  else
+    "$ASR" train "$@"
+  fi
+}
+
 model_stages() {
   local manifests=$1 exp=$2 train_set=$3 dev_set=$4 test_sets=$5
   local dev_opt=()
@@ -80,9 +95,16 @@ model_stages() {
   run_stage 3 stats "$exp" "$ASR" stats --config "$conf" "$manifests/$train_set.jsonl" "$exp/cmvn.json" $overrides --quiet
   # shellcheck disable=SC2086
   run_stage 4 tokenizer "$exp" "$ASR" tokenizer --config "$conf" "$manifests/$train_set.jsonl" "$exp/tokenizer.json" $overrides
+  local cache_opt=()
+  if [ "${feature_cache:-false}" = true ]; then
+    # shellcheck disable=SC2086
+    run_stage 4 features "$exp" "$ASR" features --config "$conf" "$manifests/$train_set.jsonl" "$exp/features" \
+      $overrides --quiet
+    cache_opt=(data.feature_cache="$exp/features")
+  fi
   # shellcheck disable=SC2086
-  run_stage 5 train "$exp" "$ASR" train --config "$conf" data.train="$manifests/$train_set.jsonl" "${dev_opt[@]}" \
-    data.cmvn="$exp/cmvn.json" tokenizer.file="$exp/tokenizer.json" train.exp_dir="$exp" $overrides
+  run_stage 5 train "$exp" _train --config "$conf" data.train="$manifests/$train_set.jsonl" "${dev_opt[@]}" \
+    "${cache_opt[@]}" data.cmvn="$exp/cmvn.json" tokenizer.file="$exp/tokenizer.json" train.exp_dir="$exp" $overrides
   # shellcheck disable=SC2086
   run_stage 6 decode "$exp" _decode_sets "$manifests" "$exp" $test_sets
   # shellcheck disable=SC2086

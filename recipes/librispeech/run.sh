@@ -17,6 +17,8 @@ nj=2                                  # test sets decoded in parallel
 overrides=""                          # extra config overrides, e.g. "train.epochs=1"
 test_sets="dev-clean dev-other test-clean test-other"  # each decoded and scored separately
 dev_set=dev-clean                     # per-epoch model selection
+ngpu=1                                # data-parallel training processes (GPUs; gloo processes on a CPU-only machine)
+feature_cache=false                   # true: precompute training features into memory-mapped shards (stage 4)
 # --- end options ---
 path_opts="source conf exp datadir"
 . "$(dirname "$0")/../lib/parse_options.sh"

@@ -1,0 +1,102 @@
+"""Benchmark: pipeline efficiency of training on this machine.
+
+Efficiency = training frames per second of the full pipeline (`asr.train.train`: reading features, speed
+perturbation, normalisation, mel warping, SpecAugment, batching, padding, model, CTC loss, clipping, AdamW,
+logging) divided by frames per second of the bare model forward + backward on ready tensors of the same
+batch shapes, both measured in this run with the same threads. The full pipeline is timed on its second
+epoch (the first fills the in-memory feature cache). The bare model is timed before and after it, and the
+mean is used, so that drift of a shared machine shows.
+
+    python bench/pipeline.py [--config conf/demo.yaml] [--utts 240] [--threads 2] [--precision fp32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def bare_fps(cfg, vocab: int, shapes: list[list[int]], threads: int) -> float:
+    """Frames per second of model forward + backward (no loss, no optimiser) over batches of given lengths."""
+    from asr.model import AcousticModel
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = AcousticModel(cfg.model, cfg.features.n_mels, vocab)
+    batches = []
+    for lens in shapes:
+        lengths = torch.tensor(lens)
+        batches.append((torch.randn(len(lens), max(lens), cfg.features.n_mels), lengths))
+    amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16")
+    for feats, lengths in batches[:2]:  # warm-up
+        with amp:
+            lp, _ = model(feats, lengths)
+        lp.sum().backward()
+    t0 = time.perf_counter()
+    for feats, lengths in batches:
+        model.zero_grad(set_to_none=True)
+        with amp:
+            lp, _ = model(feats, lengths)
+        lp.sum().backward()
+    return sum(map(sum, shapes)) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, default=REPO / "conf" / "demo.yaml")
+    p.add_argument("--data", type=Path, default=REPO / "data" / "synth")
+    p.add_argument("--utts", type=int, default=240, help="training utterances (the demo corpus' first N)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", default="fp32")
+    args = p.parse_args()
+
+    from asr.config import load_config
+    from asr.corpus.librispeech import prepare
+    from asr.data import SpeechDataset, epoch_batches
+    from asr.manifest import read_manifest
+    from asr.text import build_tokenizer
+    from asr.train import train
+
+    tmp = Path(tempfile.mkdtemp(prefix="asr-pipeline-"))
+    prepare(args.data, tmp / "data", progress=False)
+    lines = (tmp / "data" / "train.jsonl").read_text().splitlines()[: args.utts]
+    (tmp / "train.jsonl").write_text("\n".join(lines) + "\n")
+    overrides = [f"data.train={tmp / 'train.jsonl'}", "data.dev=", f"train.exp_dir={tmp / 'exp'}", "train.epochs=2",
+                 "train.max_minutes=0", f"train.num_threads={args.threads}", "train.checkpoint_every=0",
+                 "train.keep_checkpoints=0", "train.tensorboard=false", f"train.precision={args.precision}"]
+    cfg = load_config(args.config, overrides)
+    utts = read_manifest(cfg.data.train)
+    tok = build_tokenizer(cfg.tokenizer.kind, [u.text for u in utts], cfg.tokenizer.vocab_size,
+                          cfg.tokenizer.double_letters)
+    ds = SpeechDataset(utts, tok, cfg.features)
+    lengths = [ds.frames(i) for i in range(len(ds))]
+    shapes = [[lengths[i] for i in b] for b in epoch_batches(lengths, cfg.train.batch_size,
+                                                             cfg.train.max_batch_frames, 2, seed=cfg.train.seed)]
+
+    before = bare_fps(cfg, tok.vocab_size, shapes, args.threads)
+    train(cfg, progress=False)
+    log = (tmp / "exp" / "train.log").read_text()
+    match = re.search(r"epoch 2 done: .*?, ([\d.]+) s \((\d+)x real time\)", log)
+    if not match:
+        sys.exit(f"no epoch-2 line in {tmp / 'exp' / 'train.log'}")
+    seconds, rt = float(match.group(1)), float(match.group(2))
+    full = rt * 1000 / cfg.features.hop_ms
+    after = bare_fps(cfg, tok.vocab_size, shapes, args.threads)
+    bare = (before + after) / 2
+    print(f"config {args.config.name}, {len(utts)} utterances ({sum(u.duration for u in utts) / 60:.1f} min), "
+          f"{len(shapes)} batches, {args.threads} threads, {args.precision}")
+    print(f"bare model fwd+bwd: {before:.0f} / {after:.0f} frames/s (before / after), mean {bare:.0f}")
+    print(f"full pipeline, epoch 2: {full:.0f} frames/s ({seconds:.1f} s, {rt:.0f}x real time)")
+    print(f"pipeline efficiency: {full / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()
