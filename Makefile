@@ -28,7 +28,7 @@ test: $(STAMP) sysdeps
 	$(PY) -m pytest -q tests
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check asr tests
+	$(VENV)/bin/ruff check asr tests bench
 
 clean:
 	rm -rf exp .pytest_cache .ruff_cache

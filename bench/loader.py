@@ -29,11 +29,11 @@ def flac_corpus(src: Path, out: Path, n: int) -> list:
         data, sr = sf.read(path, dtype="float32")
         dest = out / (path.stem + ".flac")
         sf.write(dest, data, sr, format="FLAC", subtype="PCM_16")
-        utts.append(Utterance(path.stem, str(dest), len(data) / sr, "X"))
+        utts.append(Utterance(path.stem, str(dest), len(data) / sr, "s", "X"))
     shared = REPO.parent / "shared" / "data" / "librispeech-sample"
     for path in sorted(shared.rglob("*.flac")):
         info = sf.info(path)
-        utts.append(Utterance(path.stem, str(path), info.frames / info.samplerate, "X"))
+        utts.append(Utterance(path.stem, str(path), info.frames / info.samplerate, "s", "X"))
     return utts
 
 

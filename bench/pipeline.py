@@ -24,18 +24,18 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def bare_fps(cfg, vocab: int, shapes: list[list[int]], threads: int) -> float:
+def bare_fps(cfg, vocab: int, shapes: list[list[int]], threads: int, device: torch.device) -> float:
     """Frames per second of model forward + backward (no loss, no optimiser) over batches of given lengths."""
     from asr.model import AcousticModel
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = AcousticModel(cfg.model, cfg.features.n_mels, vocab)
+    model = AcousticModel(cfg.model, cfg.features.n_mels, vocab).to(device)
     batches = []
     for lens in shapes:
-        lengths = torch.tensor(lens)
-        batches.append((torch.randn(len(lens), max(lens), cfg.features.n_mels), lengths))
-    amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16")
+        lengths = torch.tensor(lens, device=device)
+        batches.append((torch.randn(len(lens), max(lens), cfg.features.n_mels, device=device), lengths))
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16")
     for feats, lengths in batches[:2]:  # warm-up
         with amp:
             lp, _ = model(feats, lengths)
@@ -46,6 +46,8 @@ def bare_fps(cfg, vocab: int, shapes: list[list[int]], threads: int) -> float:
         with amp:
             lp, _ = model(feats, lengths)
         lp.sum().backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     return sum(map(sum, shapes)) / (time.perf_counter() - t0)
 
 
@@ -56,6 +58,7 @@ def main() -> None:
     p.add_argument("--utts", type=int, default=240, help="training utterances (the demo corpus' first N)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", default="fp32")
+    p.add_argument("--device", default="cpu")
     args = p.parse_args()
 
     from asr.config import load_config
@@ -71,7 +74,8 @@ def main() -> None:
     (tmp / "train.jsonl").write_text("\n".join(lines) + "\n")
     overrides = [f"data.train={tmp / 'train.jsonl'}", "data.dev=", f"train.exp_dir={tmp / 'exp'}", "train.epochs=2",
                  "train.max_minutes=0", f"train.num_threads={args.threads}", "train.checkpoint_every=0",
-                 "train.keep_checkpoints=0", "train.tensorboard=false", f"train.precision={args.precision}"]
+                 "train.keep_checkpoints=0", "train.tensorboard=false", f"train.precision={args.precision}",
+                 f"train.device={args.device}"]
     cfg = load_config(args.config, overrides)
     utts = read_manifest(cfg.data.train)
     tok = build_tokenizer(cfg.tokenizer.kind, [u.text for u in utts], cfg.tokenizer.vocab_size,
@@ -81,7 +85,7 @@ def main() -> None:
     shapes = [[lengths[i] for i in b] for b in epoch_batches(lengths, cfg.train.batch_size,
                                                              cfg.train.max_batch_frames, 2, seed=cfg.train.seed)]
 
-    before = bare_fps(cfg, tok.vocab_size, shapes, args.threads)
+    before = bare_fps(cfg, tok.vocab_size, shapes, args.threads, torch.device(args.device))
     train(cfg, progress=False)
     log = (tmp / "exp" / "train.log").read_text()
     match = re.search(r"epoch 2 done: .*?, ([\d.]+) s \((\d+)x real time\)", log)
@@ -89,10 +93,10 @@ def main() -> None:
         sys.exit(f"no epoch-2 line in {tmp / 'exp' / 'train.log'}")
     seconds, rt = float(match.group(1)), float(match.group(2))
     full = rt * 1000 / cfg.features.hop_ms
-    after = bare_fps(cfg, tok.vocab_size, shapes, args.threads)
+    after = bare_fps(cfg, tok.vocab_size, shapes, args.threads, torch.device(args.device))
     bare = (before + after) / 2
     print(f"config {args.config.name}, {len(utts)} utterances ({sum(u.duration for u in utts) / 60:.1f} min), "
-          f"{len(shapes)} batches, {args.threads} threads, {args.precision}")
+          f"{len(shapes)} batches, {args.threads} threads, {args.precision}, {args.device}")
     print(f"bare model fwd+bwd: {before:.0f} / {after:.0f} frames/s (before / after), mean {bare:.0f}")
     print(f"full pipeline, epoch 2: {full:.0f} frames/s ({seconds:.1f} s, {rt:.0f}x real time)")
     print(f"pipeline efficiency: {full / bare:.2f}")

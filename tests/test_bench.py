@@ -1,0 +1,27 @@
+"""The benchmark scripts run (tiny settings, CPU), so that they do not rot between GPU sessions."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_train_speed_projects_epoch_times(tmp_path):
+    out = tmp_path / "speed.json"
+    r = subprocess.run([sys.executable, REPO / "bench" / "train_speed.py", "--device", "cpu", "--configs",
+                        REPO / "conf" / "demo.yaml", "--batch", "2", "--steps", "1", "--warmup", "0", "--json", out],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["config"] == "demo" and row["frames_per_s"] > 0
+    # 960 h is 9.55 x train-clean-100, whatever the speed
+    assert abs(row["epoch_min_960 h"] / row["epoch_min_train-clean-100"] - 960.9 / 100.6) < 1e-6
+
+
+def test_parity_script_and_gpu_script_syntax():
+    r = subprocess.run([sys.executable, REPO / "bench" / "gpu_parity.py", "--device", "cpu", "--configs",
+                        REPO / "conf" / "demo.yaml"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "| demo | 0.00e+00 | 0.00e+00 |" in r.stdout, r.stdout + r.stderr
+    assert subprocess.run(["bash", "-n", REPO / "bench" / "gpu.sh"]).returncode == 0
