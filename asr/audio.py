@@ -36,6 +36,41 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     return resample(wav, sr, sample_rate)
 
 
+def read_blocks(source, block_s: float = 30.0, sample_rate: int = SAMPLE_RATE):
+    """Mono float32 blocks of about `block_s` seconds at `sample_rate`, decoded incrementally, so that a long
+    file never sits in memory whole. `source` is a path or a binary file object (e.g. stdin read into
+    BytesIO). Each block is resampled on its own (the sinc filter's edge effect at block joins is a few
+    samples every `block_s` seconds). Errors name the file, as in `load_audio`."""
+    name = getattr(source, "name", None) or ("<stdin>" if not isinstance(source, (str, os.PathLike)) else source)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise AudioError(f"{path}: no such file")
+        if path.is_dir():
+            raise AudioError(f"{path}: is a directory, not an audio file")
+        source = str(path)
+    try:
+        f = sf.SoundFile(source)
+    except Exception as exc:
+        raise AudioError(f"{name}: cannot decode audio ({exc})") from None
+    with f:
+        sr, n = f.samplerate, 0
+        while True:
+            try:
+                data = f.read(max(1, int(block_s * sr)), dtype="float32", always_2d=True)
+            except Exception as exc:
+                raise AudioError(f"{name}: cannot decode audio ({exc})") from None
+            if data.shape[0] == 0:
+                break
+            n += data.shape[0]
+            wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+            if not np.all(np.isfinite(wav)):
+                raise AudioError(f"{name}: audio contains NaN or infinite samples")
+            yield resample(wav, sr, sample_rate)
+    if n == 0:
+        raise AudioError(f"{name}: audio is empty (0 samples)")
+
+
 def resample(wav: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
     """Band-limited resampling of a mono float32 signal (torchaudio's sinc interpolation)."""
     wav = np.ascontiguousarray(wav, dtype=np.float32)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
 
 from asr.config import Config, from_dict, to_dict
-from asr.features import LogMel, apply_cmvn, trim_silence, utterance_mean_norm
+from asr.features import LogMel, apply_cmvn, trim_bounds, utterance_mean_norm
 from asr.fileio import atomic_path
 from asr.model import AcousticModel
 from asr.text import tokenizer_from_state
@@ -53,19 +54,44 @@ def read_bundle(path: str | Path) -> dict:
 class Recognizer:
     """A loaded model with its tokenizer and feature normalisation; greedy CTC decoding."""
 
-    def __init__(self, bundle: dict, device: str | torch.device = "cpu"):
+    def __init__(self, bundle: dict, device: str | torch.device = "cpu", model=None):
         self.cfg: Config = from_dict(bundle["config"])
         self.tokenizer = tokenizer_from_state(bundle["tokenizer"])
         self.mean = bundle["cmvn"]["mean"]
         self.std = bundle["cmvn"]["std"]
         self.device = torch.device(device)
-        self.model = AcousticModel(self.cfg.model, self.cfg.features.n_mels, self.tokenizer.vocab_size)
-        self.model.load_state_dict(bundle["model"])
+        self.exported = bundle.get("export")  # None, or the format of an `asr export` file
+        if model is None:
+            model = AcousticModel(self.cfg.model, self.cfg.features.n_mels, self.tokenizer.vocab_size)
+            model.load_state_dict(bundle["model"])
+        self.model = model
         self.model.to(self.device).eval()
         self.logmel = LogMel(self.cfg.features)
+        self.decoding: dict = dict(bundle.get("decoding", {}))  # beam-search defaults stored by `asr tune`
+        self.beam = None  # a BeamDecoder (asr.beam) once use_beam() is called; greedy otherwise
+
+    def use_beam(self, lexicon=None, lm=None, *, beam_size: int | None = None, lm_weight: float | None = None,
+                 word_score: float | None = None) -> None:
+        """Decode with beam search from now on; unset weights come from the bundle's tuned defaults."""
+        from asr.beam import BeamDecoder, BeamOptions
+
+        tuned = {**dataclasses.asdict(BeamOptions()), **self.decoding}
+        opts = BeamOptions(beam_size=beam_size or tuned["beam_size"],
+                           lm_weight=tuned["lm_weight"] if lm_weight is None else lm_weight,
+                           word_score=tuned["word_score"] if word_score is None else word_score)
+        self.beam = BeamDecoder(self.tokenizer, lexicon, lm, opts)
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Recognizer:
+        """A bundle (.pt) or a file written by `asr export` (TorchScript, int8 TorchScript, ONNX)."""
+        from asr.export import load_exported
+
+        path = Path(path)
+        if path.is_file():
+            exported = load_exported(path)
+            if exported is not None:
+                meta, model = exported
+                return cls(meta, device, model=model)
         return cls(read_bundle(path), device)
 
     def dataset(self, utts):
@@ -81,20 +107,39 @@ class Recognizer:
                         choices: list[str] | None = None) -> list[str]:
         """Normalised, padded features (B, T, F) → one text per utterance: greedy CTC, or with `choices`
         the allowed transcript of highest CTC likelihood."""
-        from asr.decode import best_choices, greedy_ids
+        from asr.decode import best_choices
 
         log_probs, out_lens = self.model(feats.to(self.device), lengths.to(self.device))
         if choices:
             best = best_choices(log_probs, out_lens, [self.tokenizer.encode(c) for c in choices])
             return [choices[i] for i in best]
+        return self.decode_log_probs(log_probs, out_lens)
+
+    @property
+    def frame_seconds(self) -> float:
+        """Duration of one model output frame."""
+        return self.cfg.model.subsampling_factor * self.cfg.features.hop_ms / 1000
+
+    def features(self, wav: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Mono 16 kHz waveform (N,) → normalised features (T, F) as in training, and the first sample kept
+        by silence trimming (`features.trim_db`), which timestamps are measured from."""
+        fc = self.cfg.features
+        start, end = trim_bounds(wav, fc.trim_db)
+        feats = utterance_mean_norm(self.logmel(wav[start:end]), fc.utterance_mean_norm)
+        return apply_cmvn(feats, self.mean, self.std), start
+
+    def decode_log_probs(self, log_probs: torch.Tensor, out_lens: torch.Tensor) -> list[str]:
+        """Greedy CTC, or beam search once `use_beam` was called."""
+        from asr.decode import greedy_ids
+
+        if self.beam is not None:
+            return self.beam.decode(log_probs, out_lens)
         return [self.tokenizer.decode(ids) for ids in greedy_ids(log_probs, out_lens)]
 
     @torch.no_grad()
     def transcribe_wave(self, wav: torch.Tensor) -> str:
         """Mono 16 kHz waveform (N,) → text."""
-        fc = self.cfg.features
-        feats = utterance_mean_norm(self.logmel(trim_silence(wav, fc.trim_db)), fc.utterance_mean_norm)
-        feats = apply_cmvn(feats, self.mean, self.std)
+        feats, _ = self.features(wav)
         return self.decode_features(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))[0]
 
 

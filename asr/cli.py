@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from asr.audio import AudioError
 from asr.bundle import BundleError
@@ -144,11 +145,89 @@ def cmd_decode(args) -> int:
     from asr.decode import decode_manifest, read_choices
 
     rec = Recognizer.load(args.model, args.device)
+    _maybe_beam(rec, args)
     choices = read_choices(args.choices) if args.choices else None
     decode_manifest(rec, args.manifest, args.out, batch_size=args.batch_size, progress=not args.quiet,
                     choices=choices)
     print(f"hypotheses: {args.out}")
     return 0
+
+
+def _maybe_beam(rec, args) -> None:
+    if args.lm or args.lexicon or args.beam_size:
+        rec.use_beam(args.lexicon, args.lm, beam_size=args.beam_size, lm_weight=args.lm_weight,
+                     word_score=args.word_score)
+
+
+def _beam_args(s) -> None:
+    g = s.add_argument_group("beam search (optional extra: pip install 'asr[lm]')")
+    g.add_argument("--lm", help="word n-gram LM (ARPA, e.g. from `asr lm`, or KenLM binary); needs --lexicon")
+    g.add_argument("--lexicon", help="lexicon (WORD t1 t2 ... |) from `asr lm`")
+    g.add_argument("--beam-size", type=int, help="beam width (default 50, or the bundle's tuned value); given "
+                   "alone: lexicon-free beam search without LM")
+    g.add_argument("--lm-weight", type=float, help="LM weight (default: the bundle's tuned value, else 2.0)")
+    g.add_argument("--word-score", type=float, help="word insertion bonus (default: tuned value, else 0)")
+
+
+def cmd_lm(args) -> int:
+    from asr.lm import build_arpa, build_lexicon, read_sentences
+
+    sentences = read_sentences(args.text)
+    out = Path(args.out)
+    counts = build_arpa(sentences, out / "lm.arpa", args.order, args.smoothing)
+    print(f"{out / 'lm.arpa'}: order {args.order}, {args.smoothing}, n-grams {counts}")
+    if args.model or args.tokenizer:
+        if args.model:
+            from asr.bundle import Recognizer
+
+            tok = Recognizer.load(args.model).tokenizer
+        else:
+            from asr.text import load_tokenizer
+
+            tok = load_tokenizer(args.tokenizer)
+        n = build_lexicon({w for s in sentences for w in s}, tok, out / "lexicon.txt")
+        print(f"{out / 'lexicon.txt'}: {n} words")
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from asr.beam import tune
+    from asr.bundle import Recognizer, read_bundle, save_bundle
+
+    rec = Recognizer.load(args.model, args.device)
+    best, table = tune(rec, args.manifest, args.lexicon, args.lm, args.lm_weights, args.word_scores,
+                       beam_size=args.beam_size, progress=not args.quiet)
+    for (w, s), wer in sorted(table.items()):
+        print(f"lm_weight {w:5.2f}  word_score {s:5.2f}  WER {wer:6.2f}%")
+    print(f"best: lm_weight {best['lm_weight']} word_score {best['word_score']} (dev WER {best['dev_wer']:.2f}%)")
+    bundle = read_bundle(args.model)
+    bundle["decoding"] = best
+    out = args.out or args.model
+    save_bundle(bundle, out)
+    print(f"decoding defaults stored in {out}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    import torch
+
+    from asr.bundle import Recognizer
+    from asr.export import export
+
+    out = export(args.model, args.out, args.format)
+    # check: the exported network against the bundle's on an input of another shape than the trace's
+    ref, got = Recognizer.load(args.model), Recognizer.load(out)
+    torch.manual_seed(1)
+    feats = torch.randn(3, 517, ref.cfg.features.n_mels)
+    lengths = torch.tensor([517, 400, 93])
+    with torch.no_grad():
+        a, al = ref.model(feats, lengths)
+        b, bl = got.model(feats, lengths)
+    diff = float((a - b).abs().max())
+    size = Path(out).stat().st_size / 2**20
+    print(f"{out}: {args.format}, {size:.1f} MiB; max |log-prob difference| vs the bundle {diff:.2e} on a test "
+          f"batch{'' if torch.equal(al, bl) else ' (OUTPUT LENGTHS DIFFER)'}")
+    return 0 if torch.equal(al, bl) else 1
 
 
 def cmd_score(args) -> int:
@@ -162,21 +241,44 @@ def cmd_score(args) -> int:
 
 
 def cmd_transcribe(args) -> int:
+    import io
+
     from asr.bundle import Recognizer
-    from asr.transcribe import transcribe_files
+    from asr.transcribe import render, transcribe_files
 
     rec = Recognizer.load(args.model, args.device)
+    _maybe_beam(rec, args)
     if args.stream:
         return _transcribe_stream(rec, args)
+    if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
+        raise ValueError(f"--format {args.format} with several files needs --output-dir (one file per input)")
+    sources = []
+    for f in args.files:
+        if f == "-":
+            f = io.BytesIO(sys.stdin.buffer.read())
+            f.name = "<stdin>"
+        sources.append(f)
+    if args.output_dir:
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
     failed = 0
-    for t in transcribe_files(rec, args.files):
+    words = args.format in ("json", "srt", "vtt")
+    for name, t in zip(args.files, transcribe_files(rec, sources, words=words, max_piece_s=args.max_piece_s)):
         if t.error is not None:
             failed += 1
             print(f"error: {t.error}", file=sys.stderr, flush=True)
-        elif len(args.files) > 1 and args.with_names:
-            print(f"{t.path}\t{t.text}", flush=True)
+            continue
+        out = render(t, args.format)
+        if args.output_dir:
+            from asr.fileio import atomic_path
+
+            ext = {"text": "txt"}.get(args.format, args.format)
+            dest = Path(args.output_dir) / f"{'stdin' if name == '-' else Path(name).stem}.{ext}"
+            with atomic_path(dest) as tmp:
+                tmp.write_text(out, encoding="utf-8")
+        elif args.format == "text" and len(args.files) > 1 and args.with_names:
+            print(f"{name}\t{t.text}", flush=True)
         else:
-            print(t.text, flush=True)
+            print(out, end="", flush=True)
     return 1 if failed else 0
 
 
@@ -300,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(each utterance gets the one with the highest CTC likelihood)")
     s.add_argument("--device", default="cpu")
     s.add_argument("--quiet", action="store_true")
+    _beam_args(s)
     s.set_defaults(func=cmd_decode)
 
     s = sub.add_parser("score", help="WER/CER of a hypothesis file against a manifest")
@@ -314,14 +417,53 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("transcribe", help="transcribe audio files (one line of text per file)")
     s.add_argument("--model", required=True, help="model bundle (.pt)")
-    s.add_argument("files", nargs="+", help="audio files (WAV, FLAC, OGG, ...; any rate and channel count)")
+    s.add_argument("files", nargs="+",
+                   help="audio files (WAV, FLAC, OGG, ...; any rate and channel count); - reads one from stdin")
     s.add_argument("--with-names", action="store_true", help="prefix each line with the file name and a tab")
     s.add_argument("--stream", action="store_true",
                    help="streaming recognition (chunk-trained models): read each file in blocks, or raw 16-bit "
                         "16 kHz mono PCM from stdin for '-'; partial hypotheses on stderr, final text on stdout")
     s.add_argument("--block-ms", type=float, default=100.0, help="--stream: audio block size in milliseconds")
+    s.add_argument("--format", choices=["text", "json", "srt", "vtt"], default="text",
+                   help="text: one line per file; json: text, duration and words with start/end/score; srt/vtt: "
+                        "subtitles from word timestamps (CTC forced alignment)")
+    s.add_argument("--output-dir", help="write one file per input (<name>.txt|json|srt|vtt) instead of stdout")
+    s.add_argument("--max-piece-s", type=float, default=20.0,
+                   help="long audio is split at pauses into pieces of at most this many seconds")
     s.add_argument("--device", default="cpu")
+    _beam_args(s)
     s.set_defaults(func=cmd_transcribe)
+
+    s = sub.add_parser("export", help="export a model bundle as TorchScript, ONNX or int8 TorchScript (asr "
+                                      "transcribe/decode take the result)")
+    s.add_argument("--model", required=True, help="model bundle (.pt)")
+    s.add_argument("--format", choices=["torchscript", "onnx", "int8"], required=True,
+                   help="int8: dynamic quantisation of the RNN and output layers (CPU), saved as TorchScript")
+    s.add_argument("--out", required=True, help="file to write (use .onnx for ONNX)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("lm", help="build an ARPA n-gram LM (and, given the model's tokenizer, a lexicon) from text")
+    s.add_argument("text", help="text corpus, one sentence per line (or a .jsonl manifest: its transcripts)")
+    s.add_argument("out", help="folder to write lm.arpa and lexicon.txt")
+    s.add_argument("--order", type=int, default=3)
+    s.add_argument("--smoothing", choices=["kneser-ney", "witten-bell"], default="kneser-ney")
+    s.add_argument("--model", help="model bundle whose tokenizer spells the lexicon")
+    s.add_argument("--tokenizer", help="tokenizer file (asr tokenizer) instead of --model")
+    s.set_defaults(func=cmd_lm)
+
+    s = sub.add_parser("tune", help="grid-search LM weight and word insertion bonus on a dev set; store the best "
+                                    "in the model bundle as its decoding defaults")
+    s.add_argument("--model", required=True)
+    s.add_argument("--manifest", required=True, help="dev manifest")
+    s.add_argument("--lm", required=True)
+    s.add_argument("--lexicon", required=True)
+    s.add_argument("--lm-weights", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+    s.add_argument("--word-scores", type=float, nargs="+", default=[-2.0, -1.0, 0.0, 1.0, 2.0])
+    s.add_argument("--beam-size", type=int, default=50)
+    s.add_argument("--out", help="bundle to write (default: update --model in place)")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_tune)
     return p
 
 

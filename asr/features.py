@@ -106,11 +106,10 @@ def add_noise(feats: torch.Tensor, snr_db: float, tilt_db: float = 0.0) -> torch
     return torch.log(power + noise.unsqueeze(0))
 
 
-def trim_silence(wav: torch.Tensor, db: float, frame: int = 160) -> torch.Tensor:
-    """Cut leading and trailing audio whose 10 ms frames are more than `db` dB below the loudest frame
-    (recordings of one corpus are often trimmed differently; this makes them alike). 0 disables."""
+def trim_bounds(wav: torch.Tensor, db: float, frame: int = 160) -> tuple[int, int]:
+    """(start, end) sample indices that `trim_silence` keeps."""
     if db <= 0 or wav.numel() < 2 * frame:
-        return wav
+        return 0, wav.numel()
     n = wav.numel() // frame
     energy = wav[: n * frame].reshape(n, frame).pow(2).mean(dim=1)
     level = 10 * torch.log10(energy + 1e-12)
@@ -118,6 +117,13 @@ def trim_silence(wav: torch.Tensor, db: float, frame: int = 160) -> torch.Tensor
     start, end = int(keep[0]) * frame, (int(keep[-1]) + 1) * frame
     if end >= n * frame:
         end = wav.numel()
+    return start, end
+
+
+def trim_silence(wav: torch.Tensor, db: float, frame: int = 160) -> torch.Tensor:
+    """Cut leading and trailing audio whose 10 ms frames are more than `db` dB below the loudest frame
+    (recordings of one corpus are often trimmed differently; this makes them alike). 0 disables."""
+    start, end = trim_bounds(wav, db, frame)
     return wav[start:end]
 
 

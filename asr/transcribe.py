@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from asr.audio import AudioError, load_audio
+from asr.align import Word, align_words
+from asr.audio import SAMPLE_RATE, AudioError, load_audio, read_blocks
 from asr.bundle import Recognizer
+from asr.segment import split_at_silences
 
 
 @dataclass(frozen=True)
@@ -17,17 +21,100 @@ class Transcript:
     path: str
     text: str | None  # None when the file could not be read
     error: str | None = None
+    words: tuple[Word, ...] = ()  # with timestamps, when asked for
+    duration: float = 0.0  # seconds of audio
 
 
-def transcribe_files(recognizer: Recognizer, paths: list[str | Path]) -> Iterator[Transcript]:
-    """One Transcript per input, in order; an unreadable file gives an error entry, not an exception."""
-    for path in paths:
+def transcribe_files(recognizer: Recognizer, sources: list, *, words: bool = False, max_piece_s: float = 20.0,
+                     batch_size: int = 8) -> Iterator[Transcript]:
+    """One Transcript per input (a path, or a binary file object), in order; an unreadable file gives an
+    error entry, not an exception. Long files are read incrementally, split at pauses into pieces of at most
+    `max_piece_s` seconds, recognised `batch_size` pieces at a time and stitched (memory stays bounded)."""
+    for source in sources:
+        name = str(getattr(source, "name", None) or source)
         try:
-            wav = load_audio(path)
+            text, found, seconds = transcribe_source(recognizer, source, words=words, max_piece_s=max_piece_s,
+                                                     batch_size=batch_size)
         except AudioError as exc:
-            yield Transcript(str(path), None, str(exc))
+            yield Transcript(name, None, str(exc))
             continue
-        yield Transcript(str(path), recognizer.transcribe_wave(torch.from_numpy(wav)))
+        yield Transcript(name, text, None, tuple(found), seconds)
+
+
+def transcribe_source(recognizer: Recognizer, source, *, words: bool = False, max_piece_s: float = 20.0,
+                      batch_size: int = 8) -> tuple[str, list[Word], float]:
+    """(text, words with times, seconds of audio) of one file or file object."""
+    texts: list[str] = []
+    found: list[Word] = []
+    batch: list[tuple[int, np.ndarray]] = []
+    total = 0
+    for start, piece in split_at_silences(read_blocks(source), max_piece_s):
+        total += piece.shape[0]
+        batch.append((start, piece))
+        if len(batch) == batch_size:
+            _recognize(recognizer, batch, words, texts, found)
+            batch = []
+    if batch:
+        _recognize(recognizer, batch, words, texts, found)
+    return " ".join(t for t in texts if t), found, total / SAMPLE_RATE
+
+
+@torch.no_grad()
+def _recognize(rec: Recognizer, pieces, words: bool, texts: list[str], found: list[Word]) -> None:
+    feats, starts = [], []
+    for start, piece in pieces:
+        f, trimmed = rec.features(torch.from_numpy(piece))
+        feats.append(f)
+        starts.append(start + trimmed)
+    lengths = torch.tensor([f.shape[0] for f in feats])
+    padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
+    log_probs, out_lens = rec.model(padded.to(rec.device), lengths.to(rec.device))
+    hyps = rec.decode_log_probs(log_probs, out_lens)
+    texts.extend(hyps)
+    if words:
+        for i, text in enumerate(hyps):
+            found.extend(align_words(log_probs[i, : int(out_lens[i])], text, rec.tokenizer, rec.frame_seconds,
+                                     starts[i] / SAMPLE_RATE))
+
+
+def _time(seconds: float, sep: str) -> str:
+    ms = int(round(seconds * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def cues(t: Transcript, max_words: int = 12, max_s: float = 6.0, gap_s: float = 1.0) -> list[tuple[float, float, str]]:
+    """Subtitle cues: consecutive words, split at pauses longer than `gap_s` and at the size limits."""
+    if not t.words:
+        return [(0.0, t.duration, t.text)] if t.text else []
+    out, current = [], []
+    for w in t.words:
+        if current and (len(current) >= max_words or w.end - current[0].start > max_s
+                        or w.start - current[-1].end > gap_s):
+            out.append((current[0].start, current[-1].end, " ".join(x.word for x in current)))
+            current = []
+        current.append(w)
+    if current:
+        out.append((current[0].start, current[-1].end, " ".join(x.word for x in current)))
+    return out
+
+
+def render(t: Transcript, fmt: str) -> str:
+    """A transcript as text, json (one object), srt or vtt."""
+    if fmt == "text":
+        return t.text + "\n"
+    if fmt == "json":
+        obj = {"file": t.path, "text": t.text, "duration": round(t.duration, 3),
+               "words": [{"word": w.word, "start": w.start, "end": w.end, "score": w.score} for w in t.words]}
+        return json.dumps(obj) + "\n"
+    if fmt == "srt":
+        return "".join(f"{i}\n{_time(a, ',')} --> {_time(b, ',')}\n{text}\n\n"
+                       for i, (a, b, text) in enumerate(cues(t), 1))
+    if fmt == "vtt":
+        return "WEBVTT\n\n" + "".join(f"{_time(a, '.')} --> {_time(b, '.')}\n{text}\n\n" for a, b, text in cues(t))
+    raise ValueError(f"unknown format {fmt!r} (text, json, srt, vtt)")
 
 
 def stream_transcribe(recognizer: Recognizer, blocks, on_partial=None) -> str:

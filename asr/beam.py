@@ -1,0 +1,129 @@
+"""CTC beam search through torchaudio's flashlight decoder: with a lexicon and an n-gram LM, or lexicon-free.
+
+Needs the optional extra `pip install 'asr[lm]'` (flashlight-text); without it every entry point says so."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from asr.lm import BLANK_TOKEN, WORD_BOUNDARY, LmError, check_arpa, check_lexicon, decoder_tokens
+
+INSTALL_HINT = "beam search needs flashlight-text: pip install 'asr[lm]' (or: pip install flashlight-text)"
+
+
+@dataclass(frozen=True)
+class BeamOptions:
+    beam_size: int = 50
+    beam_threshold: float = 25.0  # prune hypotheses this far (log score) below the best
+    lm_weight: float = 2.0
+    word_score: float = 0.0  # added per word: the word insertion bonus
+    unk_score: float = -math.inf  # lexicon decoding: words outside the lexicon are never produced
+
+
+@contextlib.contextmanager
+def _native_output_captured():
+    """Collect what native code (KenLM's loader) prints on file descriptors 1 and 2."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 1)
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield tmp
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def _ctc_decoder():
+    try:
+        from torchaudio.models.decoder import ctc_decoder
+    except (ImportError, RuntimeError) as exc:
+        raise LmError(f"{INSTALL_HINT} ({exc})") from None
+    return ctc_decoder
+
+
+class BeamDecoder:
+    """Beam search over CTC log-probabilities (B, T, V). With `lexicon` (+ optional `lm`): words from the
+    lexicon, scored by the LM; without: lexicon-free search over the model's symbols (char models)."""
+
+    def __init__(self, tokenizer, lexicon: str | Path | None = None, lm: str | Path | None = None,
+                 options: BeamOptions = BeamOptions()):
+        ctc_decoder = _ctc_decoder()
+        self.tokenizer = tokenizer
+        self.options = options
+        self.tokens = decoder_tokens(tokenizer)
+        if lm is not None and lexicon is None:
+            raise LmError("a word n-gram LM needs a lexicon (asr lm writes both)")
+        if lexicon is not None:
+            check_lexicon(lexicon, self.tokens)
+        if lm is not None:
+            check_arpa(lm)
+        try:
+            with _native_output_captured() as chatter:
+                self._decoder = ctc_decoder(
+                    lexicon=str(lexicon) if lexicon is not None else None, tokens=self.tokens,
+                    lm=str(lm) if lm is not None else None, nbest=1, beam_size=options.beam_size,
+                    beam_threshold=options.beam_threshold, lm_weight=options.lm_weight if lm else 0.0,
+                    word_score=options.word_score, unk_score=options.unk_score, sil_score=0.0,
+                    blank_token=BLANK_TOKEN, sil_token=WORD_BOUNDARY, log_add=False)
+        except Exception as exc:  # flashlight's own loader errors (bad ARPA body, ...)
+            chatter.seek(0)
+            detail = chatter.read().decode(errors="replace").strip().splitlines()[-3:]
+            raise LmError(f"cannot load the decoder ({lm or lexicon}): {exc} {' '.join(detail)}".strip()) from None
+        self.lexicon = lexicon
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        emissions = log_probs.detach().float().cpu().contiguous()
+        results = self._decoder(emissions, lengths.cpu().to(torch.int32))
+        out = []
+        for hyps in results:
+            if not hyps:
+                out.append("")
+            elif self.lexicon is not None:
+                out.append(" ".join(w for w in hyps[0].words if w))
+            else:
+                out.append(self.tokenizer.decode([int(t) for t in hyps[0].tokens]))
+        return out
+
+
+def tune(recognizer, manifest, lexicon, lm, lm_weights, word_scores, *, beam_size: int = 50,
+         progress: bool = True) -> tuple[dict, dict]:
+    """Decode a dev manifest at every (LM weight, word score) pair; the acoustic model runs once.
+    Returns (best settings with their dev WER, {(weight, score): WER})."""
+    from tqdm import tqdm
+
+    from asr.data import iterate_batches, make_batches
+    from asr.manifest import read_manifest
+    from asr.score import compute
+
+    utts = read_manifest(manifest)
+    ds = recognizer.dataset(utts)
+    batches = make_batches([ds.frames(i) for i in range(len(ds))], 16, 10**9, shuffle=False)
+    outputs, refs = [], []
+    with torch.no_grad():
+        for idx, batch in zip(batches, iterate_batches(ds, batches)):
+            lp, ol = recognizer.model(batch.feats.to(recognizer.device), batch.feat_lens.to(recognizer.device))
+            outputs.append((lp.cpu(), ol.cpu()))
+            refs += [utts[i].text for i in idx]
+    table = {}
+    grid = [(w, s) for w in lm_weights for s in word_scores]
+    for w, s in tqdm(grid, desc="tune", unit="setting", disable=not progress):
+        dec = BeamDecoder(recognizer.tokenizer, lexicon, lm, BeamOptions(beam_size=beam_size, lm_weight=w,
+                                                                         word_score=s))
+        hyps = [h for lp, ol in outputs for h in dec.decode(lp, ol)]
+        table[(w, s)] = compute(refs, hyps).wer
+    (w, s), wer = min(table.items(), key=lambda kv: (kv[1], kv[0]))
+    return {"lm_weight": w, "word_score": s, "beam_size": beam_size, "dev_wer": wer,
+            "tuned_on": str(manifest)}, table

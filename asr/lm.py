@@ -1,0 +1,231 @@
+"""N-gram language models (ARPA) and pronunciation lexicons built from text, for beam-search decoding.
+
+`build_arpa` counts word n-grams of a text corpus (one sentence per line, normalised like transcripts) and
+writes a back-off model in ARPA format with one of two smoothings:
+  - "kneser-ney": interpolated Kneser-Ney (Chen & Goodman, 1998) with one absolute discount per order,
+    D = n1 / (n1 + 2 n2) from that order's count-of-counts; lower orders use continuation counts
+    (distinct left contexts) except for n-grams that start with <s>;
+  - "witten-bell": interpolated Witten-Bell, which needs no discount estimate (for very small corpora).
+Both are interpolated models: the probability written for a seen n-gram already contains the lower-order
+share, and the back-off weight of a context is exactly the mass its unseen words get, so the ARPA file
+represents the interpolated distribution exactly and every context's distribution sums to one.
+
+`build_lexicon` spells every word with the acoustic model's tokenizer, as the flashlight decoder reads it:
+`WORD t1 t2 ... |` (`|` = word boundary)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from asr.fileio import atomic_path
+from asr.text import normalize
+
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+SMOOTHINGS = ("kneser-ney", "witten-bell")
+WORD_BOUNDARY = "|"
+BLANK_TOKEN = "-"
+
+
+class LmError(ValueError):
+    """A language model, lexicon or corpus that cannot be used; the message names the file."""
+
+
+def read_sentences(path: str | Path) -> list[list[str]]:
+    """One normalised sentence per non-empty line; a JSON Lines manifest contributes its `text` fields."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise LmError(f"{path}: text corpus not found")
+    sentences = []
+    for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        if path.suffix == ".jsonl":
+            try:
+                line = json.loads(line)["text"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise LmError(f"{path}:{n}: not a manifest line with a 'text' field") from None
+        words = normalize(line).split()
+        if words:
+            sentences.append(words)
+    if not sentences:
+        raise LmError(f"{path}: no text to build a language model from")
+    return sentences
+
+
+def _count(sentences: list[list[str]], order: int) -> list[Counter]:
+    counts = [Counter() for _ in range(order + 1)]  # counts[k]: k-grams (tuples); counts[0] unused
+    for words in sentences:
+        seq = [BOS] + words + [EOS]
+        for k in range(1, order + 1):
+            for i in range(len(seq) - k + 1):
+                gram = tuple(seq[i:i + k])
+                if gram != (BOS,):
+                    counts[k][gram] += 1
+    return counts
+
+
+def estimate(sentences: list[list[str]], order: int = 3, smoothing: str = "kneser-ney"):
+    """Interpolated n-gram model: ({k: {ngram: log10 p}}, {k: {context: log10 backoff}}, vocabulary)."""
+    if order < 1:
+        raise LmError("order must be >= 1")
+    if smoothing not in SMOOTHINGS:
+        raise LmError(f"smoothing must be one of {', '.join(SMOOTHINGS)}, got {smoothing!r}")
+    raw = _count(sentences, order)
+    vocab = sorted({w for s in sentences for w in s} | {EOS, UNK})
+    # the counts each order's estimate uses
+    used: list[Counter] = [Counter() for _ in range(order + 1)]
+    used[order] = raw[order]
+    for k in range(1, order):
+        if smoothing == "witten-bell":
+            used[k] = raw[k]
+            continue
+        left = Counter(g[1:] for g in raw[k + 1])  # distinct left extensions of each k-gram
+        used[k] = Counter({g: (c if g[0] == BOS else left.get(g, 0)) for g, c in raw[k].items()})
+        used[k] = Counter({g: c for g, c in used[k].items() if c > 0})
+    probs: dict[int, dict[tuple, float]] = {}
+    gammas: dict[int, dict[tuple, float]] = {}  # mass for unseen continuations of each context
+    for k in range(1, order + 1):
+        totals, types = defaultdict(float), defaultdict(int)
+        for g, c in used[k].items():
+            totals[g[:-1]] += c
+            types[g[:-1]] += 1
+        if smoothing == "kneser-ney":
+            coc = Counter(used[k].values())
+            n1, n2 = coc.get(1, 0), coc.get(2, 0)
+            d = n1 / (n1 + 2 * n2) if n1 + 2 * n2 > 0 else 0.5
+            d = min(max(d, 0.1), 0.9)
+            gammas[k] = {h: d * types[h] / totals[h] for h in totals}
+        else:
+            gammas[k] = {h: types[h] / (totals[h] + types[h]) for h in totals}
+        probs[k] = {}
+        for g, c in used[k].items():
+            h = g[:-1]
+            if smoothing == "kneser-ney":
+                own = max(c - d, 0.0) / totals[h]
+            else:
+                own = c / (totals[h] + types[h])
+            lower = 1.0 / len(vocab) if k == 1 else _prob(probs, gammas, g[1:])
+            probs[k][g] = own + gammas[k][h] * lower
+    # words never seen as unigrams (only <unk>) get the uniform share
+    for w in vocab:
+        if (w,) not in probs[1]:
+            probs[1][(w,)] = gammas[1][()] / len(vocab)
+    logp = {k: {g: math.log10(p) for g, p in probs[k].items()} for k in probs}
+    backoff = {k: {h: math.log10(gammas[k + 1][h]) for h in gammas[k + 1] if len(h) == k}
+               for k in range(1, order)}
+    return logp, backoff, vocab
+
+
+def _prob(probs, gammas, g: tuple) -> float:
+    """Interpolated probability of the last word of `g` after the rest, backing off as needed."""
+    k = len(g)
+    if g in probs.get(k, {}):
+        return probs[k][g]
+    if k == 1:
+        raise KeyError(g)
+    return gammas[k].get(g[:-1], 1.0) * _prob(probs, gammas, g[1:])
+
+
+def build_arpa(sentences: list[list[str]], out: str | Path, order: int = 3, smoothing: str = "kneser-ney") -> dict:
+    """Write an ARPA back-off model of `sentences`; returns the number of n-grams per order."""
+    logp, backoff, _ = estimate(sentences, order, smoothing)
+    contexts = {k: backoff.get(k, {}) for k in logp}
+    lines = ["\\data\\"]
+    entries = {k: sorted(logp[k].items()) for k in logp}
+    entries[1] = [((BOS,), -99.0)] + entries[1]
+    for k in sorted(entries):
+        lines.append(f"ngram {k}={len(entries[k])}")
+    for k in sorted(entries):
+        lines += ["", f"\\{k}-grams:"]
+        for g, lp in entries[k]:
+            row = f"{lp:.6f}\t{' '.join(g)}"
+            if g in contexts.get(k, {}):
+                row += f"\t{contexts[k][g]:.6f}"
+            lines.append(row)
+    lines += ["", "\\end\\", ""]
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(lines))
+    return {k: len(v) for k, v in entries.items()}
+
+
+def decoder_tokens(tokenizer) -> list[str]:
+    """The acoustic model's output symbols by index, as the flashlight decoder names them."""
+    if tokenizer.kind != "char":
+        raise LmError("lexicon decoding needs a character tokenizer (tokenizer.kind=char); BPE models can use "
+                      "lexicon-free beam search")
+    return [BLANK_TOKEN] + [WORD_BOUNDARY if s == " " else s for s in tokenizer.symbols]
+
+
+def build_lexicon(words, tokenizer, out: str | Path) -> int:
+    """`WORD t1 t2 ... |` for every word (spelled by the tokenizer); returns the number of entries."""
+    names = decoder_tokens(tokenizer)
+    lines = []
+    for w in sorted(set(words) - {BOS, EOS, UNK}):
+        try:
+            ids = tokenizer.encode(w)
+        except ValueError:
+            continue  # a word the tokenizer cannot spell cannot be recognised either
+        lines.append(f"{w} {' '.join(names[i] for i in ids)} {WORD_BOUNDARY}")
+    with atomic_path(out) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return len(lines)
+
+
+def check_lexicon(path: str | Path, tokens: list[str]) -> int:
+    """Refuse a lexicon whose spellings use symbols the model does not have; returns its size."""
+    path = Path(path)
+    if not path.is_file():
+        raise LmError(f"{path}: lexicon not found")
+    known, n = set(tokens), 0
+    for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 2:
+            raise LmError(f"{path}:{i}: expected 'WORD token token ...', got {line!r}")
+        bad = [t for t in parts[1:] if t not in known]
+        if bad:
+            raise LmError(f"{path}:{i}: token {bad[0]!r} of {parts[0]!r} is not a symbol of this model")
+        n += 1
+    if n == 0:
+        raise LmError(f"{path}: empty lexicon")
+    return n
+
+
+def check_arpa(path: str | Path) -> dict:
+    """Validate the header and section sizes of an ARPA file; returns n-gram counts per order."""
+    path = Path(path)
+    if not path.is_file():
+        raise LmError(f"{path}: language model not found")
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if not head.lstrip().startswith(b"\\data\\"):
+        if head.startswith(b"mmap lm"):
+            return {}  # KenLM binary: checked by the loader
+        raise LmError(f"{path}: not an ARPA language model (no \\data\\ header)")
+    declared, seen, section = {}, Counter(), None
+    for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        line = line.strip()
+        if line.startswith("ngram ") and "=" in line:
+            k, n = line[6:].split("=")
+            declared[int(k)] = int(n)
+        elif line.startswith("\\") and line.endswith("-grams:"):
+            section = int(line[1:].split("-")[0])
+        elif line == "\\end\\":
+            section = None
+        elif line and section:
+            parts = line.split()
+            if len(parts) < section + 1:
+                raise LmError(f"{path}:{i}: malformed {section}-gram line {line!r}")
+            try:
+                float(parts[0])
+            except ValueError:
+                raise LmError(f"{path}:{i}: malformed {section}-gram line {line!r}") from None
+            seen[section] += 1
+    if not declared or any(seen[k] != n for k, n in declared.items()):
+        raise LmError(f"{path}: section sizes do not match the \\data\\ header ({dict(seen)} vs {declared})")
+    return declared
