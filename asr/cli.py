@@ -20,6 +20,10 @@ def cmd_download(args) -> int:
         from asr.corpus.librispeech import EVAL_SUBSETS, download
 
         dest = download(args.dest, args.subsets or ["100h", *EVAL_SUBSETS], args.source, progress)
+    elif args.corpus == "librispeech-lm":
+        from asr.corpus.librispeech import download_lm
+
+        dest = download_lm(args.dest, args.lm, args.source, progress)
     elif args.corpus == "fsdd":
         from asr.corpus.fsdd import download
 
@@ -162,7 +166,7 @@ def _maybe_beam(rec, args) -> None:
 def _beam_args(s) -> None:
     g = s.add_argument_group("beam search (optional extra: pip install 'asr[lm]')")
     g.add_argument("--lm", help="word n-gram LM (ARPA, e.g. from `asr lm`, or KenLM binary); needs --lexicon")
-    g.add_argument("--lexicon", help="lexicon (WORD t1 t2 ... |) from `asr lm`")
+    g.add_argument("--lexicon", help="lexicon (WORD t1 t2 ...) from `asr lm`")
     g.add_argument("--beam-size", type=int, help="beam width (default 50, or the bundle's tuned value); given "
                    "alone: lexicon-free beam search without LM")
     g.add_argument("--lm-weight", type=float, help="LM weight (default: the bundle's tuned value, else 2.0)")
@@ -187,6 +191,15 @@ def cmd_lm(args) -> int:
             tok = load_tokenizer(args.tokenizer)
         n = build_lexicon({w for s in sentences for w in s}, tok, out / "lexicon.txt")
         print(f"{out / 'lexicon.txt'}: {n} words")
+    return 0
+
+
+def cmd_lexicon(args) -> int:
+    from asr.bundle import Recognizer
+    from asr.lm import build_lexicon, read_words
+
+    n = build_lexicon(read_words(args.words), Recognizer.load(args.model).tokenizer, args.out)
+    print(f"{args.out}: {n} words")
     return 0
 
 
@@ -313,13 +326,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     corpora = ["librispeech", "fsdd", "an4"]
-    s = sub.add_parser("download", help="fetch and extract a corpus (or take it from a local --source)")
-    s.add_argument("corpus", choices=corpora)
+    s = sub.add_parser("download", help="fetch and extract a corpus (or take it from a local --source); "
+                                        "librispeech-lm: an openslr 11 ARPA LM and the vocabulary")
+    s.add_argument("corpus", choices=[*corpora, "librispeech-lm"])
     s.add_argument("dest", help="folder to download and extract into")
     s.add_argument("--source", help="local copy instead of the network: the archive, a folder holding it, "
                                     "or the extracted corpus folder")
     s.add_argument("--subsets", nargs="*", help="LibriSpeech: subsets, or 100h/460h/960h "
                                                 "(default: 100h and the four dev/test sets)")
+    s.add_argument("--lm", default="3-gram.pruned.1e-7", help="librispeech-lm: which LM (3-gram.pruned.3e-7, "
+                   "3-gram.pruned.1e-7, 3-gram, 4-gram)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_download)
 
@@ -450,6 +466,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", help="model bundle whose tokenizer spells the lexicon")
     s.add_argument("--tokenizer", help="tokenizer file (asr tokenizer) instead of --model")
     s.set_defaults(func=cmd_lm)
+
+    s = sub.add_parser("lexicon", help="spell a word list (or an ARPA LM's vocabulary) with a model's tokenizer")
+    s.add_argument("--model", required=True, help="model bundle whose tokenizer spells the words")
+    s.add_argument("words", help="word list (one per line, first column) or an ARPA file")
+    s.add_argument("out", help="lexicon to write")
+    s.set_defaults(func=cmd_lexicon)
 
     s = sub.add_parser("tune", help="grid-search LM weight and word insertion bonus on a dev set; store the best "
                                     "in the model bundle as its decoding defaults")

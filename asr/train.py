@@ -327,6 +327,7 @@ def _train(cfg: Config, d: distributed.Dist, device: torch.device, progress: boo
 
     start = time.monotonic() - state.elapsed
     out_of_time = False
+    last_plot = -math.inf
     for epoch in range(state.epoch, cfg.train.epochs + 1):
         state.epoch = epoch
         batches = epoch_batches(lengths, bsz, max_frames, epoch, seed=cfg.train.seed,
@@ -452,7 +453,11 @@ def _train(cfg: Config, d: distributed.Dist, device: torch.device, progress: boo
                 save_bundle(ckpt, exp / "best.pt")
             if writer is not None:
                 writer.flush()
-                plot_curves(state.history, exp / "curves.png")
+                # the PNG costs ~0.25 s to draw: after every epoch, but at most every 30 s for short epochs
+                final = out_of_time or epoch == cfg.train.epochs
+                if final or time.monotonic() - last_plot >= 30:
+                    plot_curves(state.history, exp / "curves.png")
+                    last_plot = time.monotonic()
         state.epoch, state.batch_in_epoch = epoch + 1, 0
         state.finished = out_of_time or epoch == cfg.train.epochs
         if state.finished and d.main:

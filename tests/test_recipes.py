@@ -111,23 +111,38 @@ def assemble_librispeech(root: Path, n_train: int = 30) -> Path:
 
 
 def test_librispeech_recipe_end_to_end(tmp_path):
-    """With a feature cache stage and two data-parallel training processes (gloo on this CPU)."""
+    """With a feature cache stage, two data-parallel training processes (gloo on this CPU), and stage 9
+    decoding with an n-gram LM given as a local openslr-11-style folder."""
+    import gzip
+
+    from asr.lm import build_arpa, read_sentences
+
     src = assemble_librispeech(tmp_path / "src")
     exp = tmp_path / "exp"
+    lm_src = tmp_path / "openslr11"
+    lm_src.mkdir()
+    text = tmp_path / "lm-text.txt"
+    text.write_text("\n".join(line.split(" ", 1)[1] for f in sorted(src.rglob("*.trans.txt"))
+                              for line in f.read_text().splitlines()) + "\n")
+    build_arpa(read_sentences(text), tmp_path / "lm.arpa", order=3)
+    with gzip.open(lm_src / "3-gram.pruned.1e-7.arpa.gz", "wb") as f:
+        f.write((tmp_path / "lm.arpa").read_bytes())
+    (lm_src / "librispeech-vocab.txt").write_text("\n".join(sorted(set(text.read_text().split()))) + "\n")
     r = run(["bash", RECIPES / "librispeech" / "run.sh", "--source", src, "--exp", exp, "--datadir", tmp_path / "data",
              "--conf", RECIPES / "librispeech" / "conf" / "tiny.yaml", "--test-sets", "dev-clean test-clean",
-             "--ngpu", "2", "--feature-cache", "true"], cwd=tmp_path)
+             "--ngpu", "2", "--feature-cache", "true", "--lm-source", lm_src], cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     names = [line.split("] ")[1].split(":")[0] for line in stage_lines(r.stdout)]
     assert names == ["stage 1 download", "stage 2 manifests", "stage 2 merge-100h", "stage 3 stats",
                      "stage 4 tokenizer", "stage 4 features", "stage 5 train", "stage 6 decode", "stage 7 score",
-                     "stage 8 package"]
+                     "stage 8 package", "stage 9 lm"]
     log = (exp / "train.log").read_text()
     assert "x 2 rank(s)" in log and f"features from {exp / 'features'}" in log
     assert "each seen exactly once across 2 ranks" in log
     rows = [line for line in (exp / "RESULTS.md").read_text().splitlines() if line.startswith("| ")][2:]
-    assert sorted(r.split("|")[1].strip() for r in rows) == ["dev-clean", "test-clean"]
+    assert sorted(r.split("|")[1].strip() for r in rows) == ["dev-clean", "dev-clean+lm", "test-clean", "test-clean+lm"]
     assert (exp / "final.pt").is_file()
+    assert "decoding" in read_bundle(exp / "model-lm.pt")  # tuned LM weight and word bonus
 
 
 def test_an4_recipe_end_to_end_from_sphere(tmp_path):

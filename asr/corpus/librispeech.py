@@ -118,3 +118,48 @@ def download(dest: str | Path, subsets: list[str], source: str | Path | None = N
             raise DownloadError(f"{source or OPENSLR_12}: subset {name} not found in the source "
                                 f"(expected LibriSpeech/{name}/SPK/CHAPTER/...)")
     return dest
+
+
+# openslr resource 11: the LibriSpeech language models, trained on the 800M-word LibriSpeech LM corpus
+OPENSLR_11 = "https://www.openslr.org/resources/11"
+LM_FILES = ("3-gram.pruned.3e-7", "3-gram.pruned.1e-7", "3-gram", "4-gram")
+
+
+def download_lm(dest: str | Path, lm: str = "3-gram.pruned.1e-7", source: str | Path | None = None,
+                progress: bool = True) -> Path:
+    """Fetch (or take from `source`: the .arpa.gz file, or a folder holding it) one of openslr 11's ARPA LMs
+    and its vocabulary list; write `dest/<lm>.arpa` (decompressed) and `dest/librispeech-vocab.txt`.
+    Returns the ARPA path. (openslr 11 publishes no checksums; the ARPA file is checked by reading it.)"""
+    import gzip
+    import shutil
+
+    from asr.corpus.download import DownloadError, fetch
+    from asr.fileio import atomic_path
+    from asr.lm import check_arpa
+
+    if lm not in LM_FILES:
+        raise DownloadError(f"unknown LibriSpeech LM {lm!r} (known: {', '.join(LM_FILES)})")
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    arpa = dest / f"{lm}.arpa"
+    vocab = dest / "librispeech-vocab.txt"
+    for name, out in ((f"{lm}.arpa.gz", arpa), ("librispeech-vocab.txt", vocab)):
+        if out.is_file():
+            continue
+        if source is not None:
+            src = Path(source)
+            local = src if src.is_file() and src.name == name else src / name
+            if not local.is_file():
+                raise DownloadError(f"{source}: {name} not found in the local source")
+        else:
+            local = fetch(f"{OPENSLR_11}/{name}", dest / name, None, progress)
+        with atomic_path(out) as tmp:
+            if name.endswith(".gz"):
+                with gzip.open(local, "rb") as f_in, open(tmp, "wb") as f_out:
+                    shutil.copyfileobj(f_in, f_out, 1 << 20)
+            else:
+                shutil.copyfile(local, tmp)
+        if source is None:
+            local.unlink()
+    check_arpa(arpa)
+    return arpa

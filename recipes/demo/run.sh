@@ -43,8 +43,22 @@ for set in test-seen test-unseen; do
     --out-dir "$exp/decode/$set" --name "$set"
 done
 
+log "stage 5: beam search with a 3-gram LM of the training transcripts (asr lm, asr tune on dev)"
+if $asr lm "$exp/data/train.jsonl" "$exp/lm" --model "$exp/model.pt" > /dev/null &&
+   $asr tune --model "$exp/model.pt" --manifest "$exp/data/dev.jsonl" --lm "$exp/lm/lm.arpa" \
+     --lexicon "$exp/lm/lexicon.txt" --out "$exp/model-lm.pt" --quiet | tail -1; then
+  for set in test-seen test-unseen; do
+    $asr decode --model "$exp/model-lm.pt" --manifest "$exp/data/$set.jsonl" --out "$exp/decode-lm/$set/hyp.jsonl" \
+      --lm "$exp/lm/lm.arpa" --lexicon "$exp/lm/lexicon.txt" --quiet > /dev/null
+    $asr score --manifest "$exp/data/$set.jsonl" --hyp "$exp/decode-lm/$set/hyp.jsonl" \
+      --out-dir "$exp/decode-lm/$set" --name "$set (greedy above; beam + LM)"
+  done
+else
+  log "LM decoding skipped (needs the [lm] extra: pip install '.[lm]')"
+fi
+
 example=$(find "$data/test-unseen" \( -name '*.ogg' -o -name '*.flac' \) | sort | sed -n 1p)
-log "stage 5: transcribing $example"
+log "stage 6: transcribing $example"
 echo "reference:  $(grep -h "^$(basename "${example%.*}") " "$(dirname "$example")"/*.trans.txt | cut -d' ' -f2-)"
 echo "hypothesis: $($asr transcribe --model "$exp/model.pt" "$example")"
 log "model bundle: $exp/model.pt"

@@ -86,6 +86,28 @@ _train() {
   fi
 }
 
+# lm_decode MANIFESTS EXP LMDIR DEV TEST...: a word LM (openslr 11, or $lm_source) and a lexicon spelled by
+# the model, LM weight and word bonus tuned on DEV (stored in EXP/model-lm.pt), then every test set decoded
+# with beam search + LM and scored as "<set>+lm" rows of EXP/RESULTS.md
+lm_decode() {
+  local manifests=$1 exp=$2 lmdir=$3 dev=$4
+  shift 4
+  local src_opt=() set
+  [ -n "${lm_source:-}" ] && src_opt=(--source "$lm_source")
+  "$ASR" download librispeech-lm "$lmdir" --lm "$lm" "${src_opt[@]}" --quiet > /dev/null || return 1
+  "$ASR" lexicon --model "$exp/model.pt" "$lmdir/$lm.arpa" "$exp/lm/lexicon.txt" > /dev/null || return 1
+  "$ASR" tune --model "$exp/model.pt" --manifest "$manifests/$dev.jsonl" --lm "$lmdir/$lm.arpa" \
+    --lexicon "$exp/lm/lexicon.txt" --lm-weights 0.5 1 1.5 2 --word-scores -1 0 1 --out "$exp/model-lm.pt" \
+    --quiet | tail -2 || return 1
+  for set in "$@"; do
+    "$ASR" decode --model "$exp/model-lm.pt" --manifest "$manifests/$set.jsonl" --out "$exp/decode-lm/$set/hyp.jsonl" \
+      --lm "$lmdir/$lm.arpa" --lexicon "$exp/lm/lexicon.txt" --quiet > /dev/null || return 1
+    "$ASR" score --manifest "$manifests/$set.jsonl" --hyp "$exp/decode-lm/$set/hyp.jsonl" --out-dir "$exp/decode-lm/$set" \
+      --name "$set+lm" --results "$exp/RESULTS.md" --model-label "$exp/model-lm.pt ($lm)" --config-label "$conf" \
+      || return 1
+  done
+}
+
 model_stages() {
   local manifests=$1 exp=$2 train_set=$3 dev_set=$4 test_sets=$5
   local dev_opt=()

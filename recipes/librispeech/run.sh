@@ -7,7 +7,7 @@ set -euo pipefail
 
 # --- options ---
 stage=1                               # first stage to run (1 download ... 8 package)
-stop_stage=8                          # last stage to run
+stop_stage=9                          # last stage to run (9: decoding with an openslr 11 n-gram LM)
 conf=conf/bgru_100h.yaml              # training config
 source=""                             # local archives or extracted LibriSpeech; empty = openslr.org
 size=100h                             # training data: 100h, 460h or 960h
@@ -19,8 +19,10 @@ test_sets="dev-clean dev-other test-clean test-other"  # each decoded and scored
 dev_set=dev-clean                     # per-epoch model selection
 ngpu=1                                # data-parallel training processes (GPUs; gloo processes on a CPU-only machine)
 feature_cache=false                   # true: precompute training features into memory-mapped shards (stage 4)
+lm=3-gram.pruned.1e-7                 # openslr 11 LM for stage 9 (3-gram.pruned.3e-7, 3-gram, 4-gram); "" skips it
+lm_source=""                          # local folder holding <lm>.arpa.gz and librispeech-vocab.txt; empty = openslr.org
 # --- end options ---
-path_opts="source conf exp datadir"
+path_opts="source conf exp datadir lm_source"
 . "$(dirname "$0")/../lib/parse_options.sh"
 cd "$(dirname "$0")"  # defaults are relative to the recipe folder
 . ../lib/template.sh
@@ -44,4 +46,8 @@ corpus_stages "$datadir/download" "$datadir/manifests" "$datadir"
 run_stage 2 "merge-$size" "$datadir" "$ASR" merge "$datadir/manifests/train-$size.jsonl" \
   $(printf "$datadir/manifests/%s.jsonl " $train_parts)
 model_stages "$datadir/manifests" "$exp" "train-$size" "$dev_set" "$test_sets"
+if [ -n "$lm" ]; then
+  # shellcheck disable=SC2086
+  run_stage 9 lm "$exp" lm_decode "$datadir/manifests" "$exp" "$datadir/lm" "$dev_set" $test_sets
+fi
 log "results: $exp/RESULTS.md"
