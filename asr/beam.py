@@ -85,7 +85,10 @@ class BeamDecoder:
         self.lexicon = lexicon
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
-        emissions = log_probs.detach().float().cpu().contiguous()
+        emissions = log_probs.detach().float().cpu()
+        if emissions.shape[-1] < len(self.tokens):  # BPE: the silence symbol the model does not have
+            emissions = torch.nn.functional.pad(emissions, (0, len(self.tokens) - emissions.shape[-1]), value=-1e4)
+        emissions = emissions.contiguous()
         results = self._decoder(emissions, lengths.cpu().to(torch.int32))
         out = []
         for hyps in results:
@@ -94,7 +97,8 @@ class BeamDecoder:
             elif self.lexicon is not None:
                 out.append(" ".join(w for w in hyps[0].words if w))
             else:
-                out.append(self.tokenizer.decode([int(t) for t in hyps[0].tokens]))
+                vocab = self.tokenizer.vocab_size
+                out.append(self.tokenizer.decode([int(t) for t in hyps[0].tokens if int(t) < vocab]))
         return out
 
 

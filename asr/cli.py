@@ -454,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "transcribe/decode take the result)")
     s.add_argument("--model", required=True, help="model bundle (.pt)")
     s.add_argument("--format", choices=["torchscript", "onnx", "int8"], required=True,
-                   help="int8: dynamic quantisation of the RNN and output layers (CPU), saved as TorchScript")
+                   help="int8: dynamic quantisation of the RNN layers (CPU), saved as TorchScript")
     s.add_argument("--out", required=True, help="file to write (use .onnx for ONNX)")
     s.set_defaults(func=cmd_export)
 

@@ -80,13 +80,14 @@ def export(model_path: str | Path, out: str | Path, fmt: str) -> Path:
 
 
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Dynamic int8 quantisation of the recurrent layers and the output layer (weights int8, activations
-    quantised on the fly), for CPU inference."""
+    """Dynamic int8 quantisation of the recurrent layers (weights int8, activations quantised on the fly),
+    for CPU inference. The output layer stays fp32: quantising it too cost the demo model another 0.3-0.4
+    WER points for almost no size (greedy test-seen/unseen +0.56/+0.69 vs +0.22/+0.34 with the RNNs only)."""
     from torch.ao.quantization import quantize_dynamic
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {torch.nn.GRU, torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8)
+        return quantize_dynamic(model, {torch.nn.GRU, torch.nn.LSTM}, dtype=torch.qint8)
 
 
 def _export_onnx(model, feats, lengths, out: Path, meta: str) -> None:

@@ -184,23 +184,35 @@ def build_arpa(sentences: list[list[str]], out: str | Path, order: int = 3, smoo
 
 
 def decoder_tokens(tokenizer) -> list[str]:
-    """The acoustic model's output symbols by index, as the flashlight decoder names them."""
-    if tokenizer.kind != "char":
-        raise LmError("lexicon decoding needs a character tokenizer (tokenizer.kind=char); BPE models can use "
-                      "lexicon-free beam search")
-    return [BLANK_TOKEN] + [WORD_BOUNDARY if s == " " else s for s in tokenizer.symbols]
+    """The acoustic model's output symbols by index, as the flashlight decoder names them. Character models:
+    blank `-`, space `|`, letters. BPE models: blank, the SentencePiece pieces, then an extra `|` that the
+    model never emits (the decoder needs a silence symbol; `BeamDecoder` gives it a column of -inf)."""
+    if tokenizer.kind == "char":
+        return [BLANK_TOKEN] + [WORD_BOUNDARY if s == " " else s for s in tokenizer.symbols]
+    return [BLANK_TOKEN] + [tokenizer.sp.id_to_piece(i) for i in range(tokenizer.vocab_size - 1)] + [WORD_BOUNDARY]
+
+
+def spell(word: str, tokenizer) -> list[str] | None:
+    """The decoder symbols that spell `word`, or None if the tokenizer cannot spell it."""
+    names = decoder_tokens(tokenizer)
+    if tokenizer.kind == "char":
+        try:
+            return [names[i] for i in tokenizer.encode(word)]
+        except ValueError:
+            return None
+    pieces = tokenizer.sp.encode(word, out_type=str)
+    if not pieces or any(tokenizer.sp.piece_to_id(p) == tokenizer.sp.unk_id() for p in pieces):
+        return None
+    return pieces
 
 
 def build_lexicon(words, tokenizer, out: str | Path) -> int:
     """`WORD t1 t2 ...` for every word (spelled by the tokenizer); returns the number of entries."""
-    names = decoder_tokens(tokenizer)
     lines = []
     for w in sorted(set(words) - {BOS, EOS, UNK}):
-        try:
-            ids = tokenizer.encode(w)
-        except ValueError:
-            continue  # a word the tokenizer cannot spell cannot be recognised either
-        lines.append(f"{w} {' '.join(names[i] for i in ids)}")
+        spelling = spell(w, tokenizer)
+        if spelling:  # a word the tokenizer cannot spell cannot be recognised either
+            lines.append(f"{w} {' '.join(spelling)}")
     with atomic_path(out) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return len(lines)

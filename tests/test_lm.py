@@ -156,3 +156,24 @@ def test_lm_tune_decode_from_the_command_line(tmp_path, digit_corpus, capsys):
             words[w] += 1
     digits = set("ZERO ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE".split())
     assert set(words) <= digits  # lexicon decoding only produces lexicon words
+
+
+def test_bpe_models_decode_with_lexicon_lm_and_lexicon_free(tmp_path):
+    from asr.text import BpeTokenizer
+
+    tok = BpeTokenizer.train(CORPUS * 20, vocab_size=40)
+    sentences = read_sentences_from(CORPUS, tmp_path)
+    build_arpa(sentences, tmp_path / "lm.arpa", order=3)
+    n = build_lexicon({w for s in sentences for w in s}, tok, tmp_path / "lexicon.txt")
+    assert n == len({w for s in sentences for w in s})
+    assert all("|" not in line for line in (tmp_path / "lexicon.txt").read_text().splitlines())
+    ids = tok.encode("THE DOG SAT ON A HAT")
+    frames = torch.full((1, 2 * len(ids), tok.vocab_size), -12.0)
+    for k, i in enumerate(ids):  # each piece on one frame, then a blank frame
+        frames[0, 2 * k, i] = 0.0
+        frames[0, 2 * k + 1, 0] = 0.0
+    lp = frames.log_softmax(-1)
+    lens = torch.tensor([lp.shape[1]])
+    with_lm = BeamDecoder(tok, tmp_path / "lexicon.txt", tmp_path / "lm.arpa", BeamOptions(beam_size=20))
+    assert with_lm.decode(lp, lens) == ["THE DOG SAT ON A HAT"]
+    assert BeamDecoder(tok, None, None, BeamOptions(beam_size=20)).decode(lp, lens) == ["THE DOG SAT ON A HAT"]
