@@ -91,9 +91,13 @@ def test_training_writes_tensorboard_scalars_and_a_curves_png(manifests, tmp_pat
     assert [e.step for e in events.Scalars("train/loss")] == sorted(e.step for e in events.Scalars("train/loss"))
 
 
-def test_two_gloo_ranks_under_torchrun_match_one_process(manifests, tmp_path):
-    """Same global batch (2 x 3 utterances vs 1 x 6): the two-rank run ends at the same parameters."""
-    common = ["model.hidden_size=48", "model.num_layers=2", "model.dropout=0.0", "model.conv_channels=8",
+@pytest.mark.parametrize("chunked", [False, True], ids=["full-bptt", "tbptt-chunks"])
+def test_two_gloo_ranks_under_torchrun_match_one_process(manifests, tmp_path, chunked):
+    """Same global batch (2 x 3 utterances vs 1 x 6): the two-rank run ends at the same parameters, with
+    DistributedDataParallel (full BPTT) and with the chunk-wise TBPTT backward (explicit all-reduce)."""
+    chunking = ["model.tbptt_chunk=4", "model.right_context=2", "model.subsampling=stack",
+                "model.subsampling_factor=3"] if chunked else []
+    common = chunking + ["model.hidden_size=48", "model.num_layers=2", "model.dropout=0.0", "model.conv_channels=8",
               "features.speed_perturb=[1.0]", "features.freq_masks=0", "features.time_masks=0",
               "train.warmup_steps=3", "train.lr=0.003", "train.num_threads=1", "train.epochs=2", "train.device=cpu",
               "train.max_batch_frames=100000", "train.tensorboard=false",
