@@ -60,3 +60,21 @@ def digit_corpus(tmp_path_factory) -> Path:
     files = fsdd_files(speakers=("theo",), takes=range(0, 1))
     write_librispeech_layout(root, "dev", files, [DIGITS[int(f.name[0])] for f in files], 200)
     return root
+
+
+@pytest.fixture(scope="session")
+def digits_model(digit_corpus, tmp_path_factory):
+    """A small character model trained for a few seconds on the digit corpus: (manifest folder, bundle path).
+    It recognises the training speakers' digits roughly; tests use it where a real trained network matters
+    (exports, timestamps), not for accuracy."""
+    from asr.config import load_config
+    from asr.corpus.librispeech import prepare
+    from asr.train import train
+
+    out = tmp_path_factory.mktemp("digits-model")
+    prepare(digit_corpus, out / "data", progress=False)
+    cfg = load_config(None, [f"data.train={out / 'data/train.jsonl'}", f"train.exp_dir={out / 'exp'}",
+                             "train.epochs=30", "model.hidden_size=64", "model.num_layers=2", "train.batch_size=8",
+                             "model.conv_channels=8", "features.speed_perturb=[1.0]", "train.tensorboard=false",
+                             "train.lr=0.005", "train.warmup_steps=10"])
+    return out, train(cfg, progress=False)

@@ -8,23 +8,14 @@ import torch
 
 from asr.bundle import BundleError, Recognizer
 from asr.cli import main
-from asr.config import load_config
-from asr.corpus.librispeech import prepare
 from asr.data import collate
 from asr.manifest import read_manifest
-from asr.train import train
 from conftest import fsdd_files
 
 
 @pytest.fixture(scope="module")
-def trained(digit_corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("export")
-    prepare(digit_corpus, out / "data", progress=False)
-    cfg = load_config(None, [f"data.train={out / 'data/train.jsonl'}", f"train.exp_dir={out / 'exp'}",
-                             "train.epochs=12", "model.hidden_size=64", "model.num_layers=2", "train.batch_size=8",
-                             "model.conv_channels=8", "features.speed_perturb=[1.0]", "train.tensorboard=false",
-                             "train.lr=0.005", "train.warmup_steps=10"])
-    return out, train(cfg, progress=False)
+def trained(digits_model):
+    return digits_model
 
 
 def real_batch(rec: Recognizer, manifest):

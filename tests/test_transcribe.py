@@ -10,11 +10,8 @@ import soundfile as sf
 import torch
 
 from asr.align import align_words
-from asr.config import load_config
-from asr.corpus.librispeech import prepare
 from asr.segment import split_at_silences
 from asr.text import CharTokenizer
-from asr.train import train
 from conftest import fsdd_files
 
 
@@ -55,14 +52,8 @@ def test_word_times_come_from_the_alignment():
 
 
 @pytest.fixture(scope="module")
-def model(digit_corpus, tmp_path_factory):
-    out = tmp_path_factory.mktemp("transcribe")
-    prepare(digit_corpus, out / "data", progress=False)
-    cfg = load_config(None, [f"data.train={out / 'data/train.jsonl'}", f"train.exp_dir={out / 'exp'}",
-                             "train.epochs=30", "model.hidden_size=64", "model.num_layers=1", "train.batch_size=8",
-                             "model.conv_channels=8", "features.speed_perturb=[1.0]", "train.tensorboard=false",
-                             "train.lr=0.005", "train.warmup_steps=10"])
-    return train(cfg, progress=False)
+def model(digits_model):
+    return digits_model[1]
 
 
 def long_file(path, minutes: float, sr: int = 22050):
