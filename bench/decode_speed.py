@@ -9,6 +9,8 @@ word score are the bundle's tuned defaults (`asr tune`) unless given.
     python bench/decode_speed.py --model exp/demo/model.pt --lm-text exp/demo/data/train.jsonl \\
         --set test-seen=exp/demo/data/test-seen.jsonl --set test-unseen=exp/demo/data/test-unseen.jsonl \\
         [--pocketsphinx] [--out FILE.md]
+
+--pocketsphinx needs `pip install pocketsphinx` (5.x; its en-us model is included in the wheel).
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ def run_variant(rec, utts) -> tuple[list[str], float]:
 
 def run_pocketsphinx(utts, lm: Path | None = None) -> tuple[list[str], float]:
     """PocketSphinx's en-us acoustic model and dictionary, with its own LM or with `lm` (ARPA)."""
-    from pocketsphinx import Decoder
+    try:
+        from pocketsphinx import Decoder
+    except ImportError:
+        raise SystemExit("--pocketsphinx needs the pocketsphinx package: pip install pocketsphinx") from None
 
     from asr.audio import load_audio
     from asr.text import normalize
