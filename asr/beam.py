@@ -108,19 +108,16 @@ def tune(recognizer, manifest, lexicon, lm, lm_weights, word_scores, *, beam_siz
     Returns (best settings with their dev WER, {(weight, score): WER})."""
     from tqdm import tqdm
 
-    from asr.data import iterate_batches, make_batches
+    from asr.decode import batched_log_probs
     from asr.manifest import read_manifest
     from asr.score import compute
 
     utts = read_manifest(manifest)
     ds = recognizer.dataset(utts)
-    batches = make_batches([ds.frames(i) for i in range(len(ds))], 16, 10**9, shuffle=False)
     outputs, refs = [], []
-    with torch.no_grad():
-        for idx, batch in zip(batches, iterate_batches(ds, batches)):
-            lp, ol = recognizer.model(batch.feats.to(recognizer.device), batch.feat_lens.to(recognizer.device))
-            outputs.append((lp.cpu(), ol.cpu()))
-            refs += [utts[i].text for i in idx]
+    for idx, lp, ol in batched_log_probs(recognizer.model, ds, recognizer.device):
+        outputs.append((lp.cpu(), ol.cpu()))
+        refs += [utts[i].text for i in idx]
     table = {}
     grid = [(w, s) for w in lm_weights for s in word_scores]
     for w, s in tqdm(grid, desc="tune", unit="setting", disable=not progress):

@@ -107,13 +107,8 @@ class Recognizer:
                         choices: list[str] | None = None) -> list[str]:
         """Normalised, padded features (B, T, F) → one text per utterance: greedy CTC, or with `choices`
         the allowed transcript of highest CTC likelihood."""
-        from asr.decode import best_choices
-
         log_probs, out_lens = self.model(feats.to(self.device), lengths.to(self.device))
-        if choices:
-            best = best_choices(log_probs, out_lens, [self.tokenizer.encode(c) for c in choices])
-            return [choices[i] for i in best]
-        return self.decode_log_probs(log_probs, out_lens)
+        return self.decode_log_probs(log_probs, out_lens, choices)
 
     @property
     def frame_seconds(self) -> float:
@@ -128,10 +123,15 @@ class Recognizer:
         feats = utterance_mean_norm(self.logmel(wav[start:end]), fc.utterance_mean_norm)
         return apply_cmvn(feats, self.mean, self.std), start
 
-    def decode_log_probs(self, log_probs: torch.Tensor, out_lens: torch.Tensor) -> list[str]:
-        """Greedy CTC, or beam search once `use_beam` was called."""
-        from asr.decode import greedy_ids
+    def decode_log_probs(self, log_probs: torch.Tensor, out_lens: torch.Tensor,
+                         choices: list[str] | None = None) -> list[str]:
+        """Greedy CTC, beam search once `use_beam` was called, or with `choices` the allowed transcript of
+        highest CTC likelihood."""
+        from asr.decode import best_choices, greedy_ids
 
+        if choices:
+            best = best_choices(log_probs, out_lens, [self.tokenizer.encode(c) for c in choices])
+            return [choices[i] for i in best]
         if self.beam is not None:
             return self.beam.decode(log_probs, out_lens)
         return [self.tokenizer.decode(ids) for ids in greedy_ids(log_probs, out_lens)]

@@ -105,7 +105,12 @@ class SpeechDataset(Dataset):
 
     def frames(self, i: int) -> int:
         """Approximate frame count from the manifest duration (for batching)."""
-        return int(self.utts[i].duration * 1000 / self.cfg.hop_ms) + 1
+        return frame_count(self.utts[i].duration, self.cfg.hop_ms)
+
+
+def frame_count(duration: float, hop_ms: float) -> int:
+    """Feature frames of `duration` seconds, as batching counts them."""
+    return int(duration * 1000 / hop_ms) + 1
 
 
 def make_batches(lengths: list[int], batch_size: int, max_frames: int, *, shuffle: bool,

@@ -25,6 +25,18 @@ def greedy_ids(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]
     return out
 
 
+def batched_log_probs(model, ds, device, batch_size: int = 16):
+    """Run `model` over a dataset in length-sorted batches without gradients; yields (dataset indices,
+    log-probs (B, T, V), output lengths (B,)) per batch."""
+    from asr.data import iterate_batches, make_batches
+
+    batches = make_batches([ds.frames(i) for i in range(len(ds))], batch_size, 10**9, shuffle=False)
+    with torch.no_grad():
+        for idx, b in zip(batches, iterate_batches(ds, batches)):
+            log_probs, out_lens = model(b.feats.to(device), b.feat_lens.to(device))
+            yield idx, log_probs, out_lens
+
+
 def best_choices(log_probs: torch.Tensor, lengths: torch.Tensor, choices: list[list[int]]) -> list[int]:
     """Closed-set decoding: for each utterance, the index of the allowed token sequence with the highest
     CTC likelihood (exact, by the CTC forward algorithm, not a beam). log_probs (B, T, V), lengths (B,)."""
@@ -85,19 +97,16 @@ def decode_manifest(recognizer, manifest: str | Path, out: str | Path, *, batch_
     `choices` when given); write hypotheses to `out`."""
     from tqdm import tqdm
 
-    from asr.data import SpeechDataset, iterate_batches, make_batches
     from asr.manifest import read_manifest
 
     utts = read_manifest(manifest)
     ds = recognizer.dataset(utts)
-    batches = make_batches([ds.frames(i) for i in range(len(ds))], batch_size, 10**9, shuffle=False)
     hyps: dict[str, str] = {}
     bar = tqdm(total=len(ds), desc="decode", unit="utt", disable=not progress)
-    for batch in iterate_batches(ds, batches):
-        hyps.update(zip(batch.ids, recognizer.decode_features(batch.feats, batch.feat_lens, choices)))
-        bar.update(len(batch.ids))
+    for idx, log_probs, out_lens in batched_log_probs(recognizer.model, ds, recognizer.device, batch_size):
+        hyps.update(zip((utts[i].id for i in idx), recognizer.decode_log_probs(log_probs, out_lens, choices)))
+        bar.update(len(idx))
     bar.close()
-    assert isinstance(ds, SpeechDataset)
     ordered = {u.id: hyps[u.id] for u in utts}
     write_hypotheses(ordered, out)
     return ordered

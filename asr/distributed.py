@@ -71,12 +71,12 @@ def all_reduce_grads(params, world: int) -> None:
         offset += g.numel()
 
 
-def all_reduce(values: list[float], device: torch.device, d: Dist, op=None) -> list[float]:
-    """Sum (or `op`) a few numbers over all ranks; the values themselves in a single process."""
+def all_reduce(values: list[float], device: torch.device, d: Dist, op: str = "sum") -> list[float]:
+    """Sum (or "max") a few numbers over all ranks; the values themselves in a single process."""
     if not d.enabled:
         return list(values)
     t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=op or dist.ReduceOp.SUM)
+    dist.all_reduce(t, op={"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX}[op])
     return t.tolist()
 
 
@@ -92,11 +92,3 @@ def gather_objects(obj, d: Dist) -> list | None:
     out = [None] * d.world if d.main else None
     dist.gather_object(obj, out, dst=0)
     return out
-
-
-def broadcast_object(obj, d: Dist):
-    if not d.enabled:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

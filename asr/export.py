@@ -79,6 +79,21 @@ def export(model_path: str | Path, out: str | Path, fmt: str) -> Path:
     return out
 
 
+def compare(model_path: str | Path, exported: str | Path) -> tuple[float, bool]:
+    """(max |log-prob difference|, output lengths equal) of an exported model against its bundle, on a random
+    batch of another shape than the one traced."""
+    from asr.bundle import Recognizer
+
+    ref, got = Recognizer.load(model_path), Recognizer.load(exported)
+    gen = torch.Generator().manual_seed(1)
+    feats = torch.randn(3, 517, ref.cfg.features.n_mels, generator=gen)
+    lengths = torch.tensor([517, 400, 93])
+    with torch.no_grad():
+        a, al = ref.model(feats, lengths)
+        b, bl = got.model(feats, lengths)
+    return float((a - b).abs().max()), bool(torch.equal(al, bl))
+
+
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     """Dynamic int8 quantisation of the recurrent layers (weights int8 with one scale per output channel,
     activations quantised on the fly), for CPU inference. Measured on the demo model (greedy WER change in

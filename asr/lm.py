@@ -17,6 +17,7 @@ is complete without it (spellings ending in `|` lost final words: FSDD dev WER 1
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -114,9 +115,9 @@ def estimate(sentences: list[list[str]], order: int = 3, smoothing: str = "knese
         if smoothing == "witten-bell":
             used[k] = raw[k]
             continue
-        left = Counter(g[1:] for g in raw[k + 1])  # distinct left extensions of each k-gram
-        used[k] = Counter({g: (c if g[0] == BOS else left.get(g, 0)) for g, c in raw[k].items()})
-        used[k] = Counter({g: c for g, c in used[k].items() if c > 0})
+        # distinct left extensions; every k-gram not starting a sentence has at least one (<s> or a word)
+        left = Counter(g[1:] for g in raw[k + 1])
+        used[k] = Counter({g: (c if g[0] == BOS else left[g]) for g, c in raw[k].items()})
     probs: dict[int, dict[tuple, float]] = {}
     gammas: dict[int, dict[tuple, float]] = {}  # mass for unseen continuations of each context
     for k in range(1, order + 1):
@@ -240,35 +241,48 @@ def check_lexicon(path: str | Path, tokens: list[str]) -> int:
 
 
 def check_arpa(path: str | Path) -> dict:
-    """Validate the header and section sizes of an ARPA file; returns n-gram counts per order."""
+    """Validate the header and section sizes of an ARPA file; returns n-gram counts per order.
+    The file is streamed (LibriSpeech's 4-gram is gigabytes) and each version of a file is checked once per
+    process (`asr tune` builds one decoder per setting)."""
     path = Path(path)
     if not path.is_file():
         raise LmError(f"{path}: language model not found")
+    st = path.stat()
+    return dict(_check_arpa(str(path.resolve()), st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=16)
+def _check_arpa(path: str, size: int, mtime_ns: int) -> tuple:
     with open(path, "rb") as f:
         head = f.read(4096)
     if not head.lstrip().startswith(b"\\data\\"):
         if head.startswith(b"mmap lm"):
-            return {}  # KenLM binary: checked by the loader
+            return ()  # KenLM binary: checked by the loader
         raise LmError(f"{path}: not an ARPA language model (no \\data\\ header)")
     declared, seen, section = {}, Counter(), None
-    for i, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-        line = line.strip()
-        if line.startswith("ngram ") and "=" in line:
-            k, n = line[6:].split("=")
-            declared[int(k)] = int(n)
-        elif line.startswith("\\") and line.endswith("-grams:"):
-            section = int(line[1:].split("-")[0])
-        elif line == "\\end\\":
-            section = None
-        elif line and section:
-            parts = line.split()
-            if len(parts) < section + 1:
-                raise LmError(f"{path}:{i}: malformed {section}-gram line {line!r}")
-            try:
-                float(parts[0])
-            except ValueError:
-                raise LmError(f"{path}:{i}: malformed {section}-gram line {line!r}") from None
-            seen[section] += 1
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for i, line in enumerate(f, 1):
+            line = line.strip()
+            if line.startswith("ngram ") and "=" in line:
+                k, n = line[6:].split("=")
+                declared[int(k)] = int(n)
+            elif line.startswith("\\") and line.endswith("-grams:"):
+                section = int(line[1:].split("-")[0])
+            elif line == "\\end\\":
+                section = None
+            elif line and section:
+                parts = line.split()
+                if len(parts) < section + 1 or not _is_number(parts[0]):
+                    raise LmError(f"{path}:{i}: malformed {section}-gram line {line!r}")
+                seen[section] += 1
     if not declared or any(seen[k] != n for k, n in declared.items()):
         raise LmError(f"{path}: section sizes do not match the \\data\\ header ({dict(seen)} vs {declared})")
-    return declared
+    return tuple(sorted(declared.items()))
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -19,8 +19,8 @@ from asr import distributed
 from asr.bundle import make_bundle, read_bundle, save_bundle
 from asr.chunking import chunkwise_backward
 from asr.config import Config, ConfigError, save_config, to_dict
-from asr.data import SpeechDataset, collate, epoch_batches, iterate_batches, make_batches
-from asr.decode import greedy_ids
+from asr.data import SpeechDataset, collate, epoch_batches, frame_count, make_batches
+from asr.decode import batched_log_probs, greedy_ids
 from asr.features import load_cmvn
 from asr.fileio import atomic_path
 from asr.manifest import read_manifest
@@ -134,12 +134,12 @@ def read_resume(exp: Path, cfg: Config) -> dict | None:
     return ckpt
 
 
-def _load_train_utts(cfg: Config, hop_ms: float):
+def _load_train_utts(cfg: Config):
     utts = read_manifest(cfg.data.train)
     kept = [u for u in utts if u.duration <= cfg.data.max_duration]
     if len(kept) < len(utts):
         log.warning("skipped %d training utterances longer than %.1f s", len(utts) - len(kept), cfg.data.max_duration)
-    fits = [u for u in kept if int(u.duration * 1000 / hop_ms) + 1 <= cfg.train.max_batch_frames]
+    fits = [u for u in kept if frame_count(u.duration, cfg.features.hop_ms) <= cfg.train.max_batch_frames]
     if len(fits) < len(kept):
         log.warning("skipped %d training utterances longer than train.max_batch_frames=%d frames",
                     len(kept) - len(fits), cfg.train.max_batch_frames)
@@ -154,12 +154,9 @@ def evaluate(model: AcousticModel, ds: SpeechDataset, tokenizer, device: torch.d
     """Greedy WER and CER (percent) of `model` on a dataset."""
     model.eval()
     refs, hyps = [], []
-    batches = make_batches([ds.frames(i) for i in range(len(ds))], batch_size, 10**9, shuffle=False)
-    with torch.no_grad():
-        for idx, b in zip(batches, iterate_batches(ds, batches)):
-            log_probs, out_lens = model(b.feats.to(device), b.feat_lens.to(device))
-            hyps += [tokenizer.decode(ids) for ids in greedy_ids(log_probs, out_lens)]
-            refs += [ds.utts[i].text for i in idx]
+    for idx, log_probs, out_lens in batched_log_probs(model, ds, device, batch_size):
+        hyps += [tokenizer.decode(ids) for ids in greedy_ids(log_probs, out_lens)]
+        refs += [ds.utts[i].text for i in idx]
     model.train()
     score = compute(refs, hyps)
     return score.wer, score.cer
@@ -232,7 +229,7 @@ def _train(cfg: Config, d: distributed.Dist, device: torch.device, progress: boo
     if cfg.train.num_threads > 0:
         torch.set_num_threads(cfg.train.num_threads)
 
-    train_utts = _load_train_utts(cfg, cfg.features.hop_ms)
+    train_utts = _load_train_utts(cfg)
     if resume is not None:
         tokenizer = tokenizer_from_state(resume["tokenizer"])
     elif cfg.tokenizer.file:
@@ -344,8 +341,7 @@ def _train(cfg: Config, d: distributed.Dist, device: torch.device, progress: boo
         for b in range(state.batch_in_epoch, len(batches)):
             elapsed = time.monotonic() - start
             if budget > 0:
-                elapsed = distributed.all_reduce([elapsed], device, d, op=torch.distributed.ReduceOp.MAX
-                                                 if d.enabled else None)[0]
+                elapsed = distributed.all_reduce([elapsed], device, d, op="max")[0]  # one decision for all
                 if elapsed >= budget:
                     out_of_time = True
                     break

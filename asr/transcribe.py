@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from asr.align import Word, align_words
-from asr.audio import SAMPLE_RATE, AudioError, load_audio, read_blocks
+from asr.audio import SAMPLE_RATE, AudioError, read_blocks
 from asr.bundle import Recognizer
 from asr.segment import split_at_silences
 
@@ -152,30 +152,18 @@ def stream_transcribe(recognizer: Recognizer, blocks, on_partial=None) -> str:
 
 
 def file_blocks(path: str | Path, block_ms: float = 100.0):
-    """Blocks of 16 kHz mono samples from an audio file, read incrementally when it is 16 kHz already
-    (other rates are resampled as a whole first, then cut into blocks)."""
-    import soundfile as sf
-
-    from asr.audio import SAMPLE_RATE
-
-    path = Path(path)
-    try:
-        info = sf.info(str(path))
-    except Exception as exc:
-        raise AudioError(f"{path}: cannot decode audio ({exc})") from None
-    if info.samplerate != SAMPLE_RATE:
-        wav = load_audio(path)
-        step = max(1, int(SAMPLE_RATE * block_ms / 1000))
-        for i in range(0, wav.shape[0], step):
-            yield wav[i:i + step]
-        return
-    step = max(1, int(info.samplerate * block_ms / 1000))
-    n = 0
-    for block in sf.blocks(str(path), blocksize=step, dtype="float32", always_2d=True):
-        n += block.shape[0]
-        yield block.mean(axis=1)
-    if n == 0:
-        raise AudioError(f"{path}: audio is empty (0 samples)")
+    """Blocks of `block_ms` of 16 kHz mono samples from an audio file, decoded incrementally (`read_blocks`:
+    any rate and channel count)."""
+    step = max(1, int(SAMPLE_RATE * block_ms / 1000))
+    carry = np.zeros(0, dtype=np.float32)
+    for chunk in read_blocks(path):
+        carry = np.concatenate([carry, chunk])
+        n = carry.shape[0] - carry.shape[0] % step
+        for i in range(0, n, step):
+            yield carry[i:i + step]
+        carry = carry[n:]
+    if carry.shape[0]:
+        yield carry
 
 
 def stdin_blocks(stream, block_ms: float = 100.0):

@@ -10,20 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def epoch2(exp: Path) -> tuple[float, float]:
-    m = re.search(r"epoch 2 done: .*?, ([\d.]+) s \((\d+)x real time\)", (exp / "train.log").read_text())
-    if not m:
-        sys.exit(f"no epoch-2 line in {exp / 'train.log'}")
-    return float(m.group(1)), float(m.group(2))
 
 
 def main() -> None:
@@ -35,13 +26,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="CPU threads in all (split between ranks)")
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
-    from asr.corpus.librispeech import prepare
+    from common import demo_subset, epoch_line
 
-    tmp = Path(tempfile.mkdtemp(prefix="asr-ddp-"))
-    prepare(args.data, tmp / "data", progress=False)
-    lines = (tmp / "data" / "train.jsonl").read_text().splitlines()[: args.utts]
-    (tmp / "train.jsonl").write_text("\n".join(lines) + "\n")
-    common = ["--quiet", "--config", str(args.config), f"data.train={tmp / 'train.jsonl'}", "data.dev=",
+    tmp, manifest = demo_subset(args.data, args.utts, "asr-ddp-")
+    common = ["--quiet", "--config", str(args.config), f"data.train={manifest}", "data.dev=",
               "train.epochs=2", "train.max_minutes=0", "train.checkpoint_every=0", "train.keep_checkpoints=0",
               "train.tensorboard=false", f"train.device={args.device}"]
     one = subprocess.run([sys.executable, "-m", "asr", "train", *common, f"train.num_threads={args.threads}",
@@ -56,7 +44,7 @@ def main() -> None:
                           capture_output=True, text=True, env=env)
     if many.returncode:
         sys.exit(many.stderr[-2000:])
-    (s1, r1), (sn, rn) = epoch2(tmp / "one"), epoch2(tmp / "many")
+    (s1, r1), (sn, rn) = epoch_line(tmp / "one"), epoch_line(tmp / "many")
     print(f"config {args.config.name}, {args.utts} utterances, device {args.device}, {args.threads} threads in all")
     print(f"1 process x {args.threads} threads: epoch 2 {s1:.1f} s, {r1:.0f}x real time")
     print(f"{args.ranks} ranks x {per_rank} thread(s): epoch 2 {sn:.1f} s, {rn:.0f}x real time")

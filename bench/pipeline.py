@@ -13,9 +13,6 @@ mean is used, so that drift of a shared machine shows.
 from __future__ import annotations
 
 import argparse
-import re
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -61,18 +58,16 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
 
+    from common import demo_subset, epoch_line
+
     from asr.config import load_config
-    from asr.corpus.librispeech import prepare
     from asr.data import SpeechDataset, epoch_batches
     from asr.manifest import read_manifest
     from asr.text import build_tokenizer
     from asr.train import train
 
-    tmp = Path(tempfile.mkdtemp(prefix="asr-pipeline-"))
-    prepare(args.data, tmp / "data", progress=False)
-    lines = (tmp / "data" / "train.jsonl").read_text().splitlines()[: args.utts]
-    (tmp / "train.jsonl").write_text("\n".join(lines) + "\n")
-    overrides = [f"data.train={tmp / 'train.jsonl'}", "data.dev=", f"train.exp_dir={tmp / 'exp'}", "train.epochs=2",
+    tmp, manifest = demo_subset(args.data, args.utts, "asr-pipeline-")
+    overrides = [f"data.train={manifest}", "data.dev=", f"train.exp_dir={tmp / 'exp'}", "train.epochs=2",
                  "train.max_minutes=0", f"train.num_threads={args.threads}", "train.checkpoint_every=0",
                  "train.keep_checkpoints=0", "train.tensorboard=false", f"train.precision={args.precision}",
                  f"train.device={args.device}"]
@@ -87,11 +82,7 @@ def main() -> None:
 
     before = bare_fps(cfg, tok.vocab_size, shapes, args.threads, torch.device(args.device))
     train(cfg, progress=False)
-    log = (tmp / "exp" / "train.log").read_text()
-    match = re.search(r"epoch 2 done: .*?, ([\d.]+) s \((\d+)x real time\)", log)
-    if not match:
-        sys.exit(f"no epoch-2 line in {tmp / 'exp' / 'train.log'}")
-    seconds, rt = float(match.group(1)), float(match.group(2))
+    seconds, rt = epoch_line(tmp / "exp")
     full = rt * 1000 / cfg.features.hop_ms
     after = bare_fps(cfg, tok.vocab_size, shapes, args.threads, torch.device(args.device))
     bare = (before + after) / 2
