@@ -487,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = list(args.overrides) + extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    import torch
+
+    torch.set_flush_denormal(True)  # subnormal floats are slow on CPUs (see asr.train)
     try:
         return args.func(args)
     except USER_ERRORS as exc:

@@ -25,3 +25,12 @@ def test_parity_script_and_gpu_script_syntax():
                         REPO / "conf" / "demo.yaml"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "| demo | 0.00e+00 | 0.00e+00 |" in r.stdout, r.stdout + r.stderr
     assert subprocess.run(["bash", "-n", REPO / "bench" / "gpu.sh"]).returncode == 0
+
+
+def test_denormal_bench_times_a_trained_model(digits_model, digit_corpus):
+    _, bundle = digits_model
+    r = subprocess.run([sys.executable, REPO / "bench" / "denormal.py", "--model", bundle, "--data", digit_corpus,
+                        "--utts", "4", "--batch", "2", "--repeats", "1", "--threads", "1"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "flush_denormal True : trained" in r.stdout and "x faster" in r.stdout, r.stdout
