@@ -228,8 +228,8 @@ def _train(cfg: Config, d: distributed.Dist, device: torch.device, progress: boo
     _seed_everything(cfg.train.seed)
     if cfg.train.num_threads > 0:
         torch.set_num_threads(cfg.train.num_threads)
-    # As a CPU model trains, LSTM gate gradients underflow into subnormal floats, which the CPU handles
-    # slowly: the demo's epochs grew 20-60 % longer. Flushing them to zero costs nothing in accuracy.
+    # Without this, weights pick up subnormal floats as a model trains, and every later step through them
+    # is slow on a CPU: the demo's epochs grew 20-60 % longer (bench/denormal.py). Process-wide setting.
     torch.set_flush_denormal(True)
 
     train_utts = _load_train_utts(cfg)
