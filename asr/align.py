@@ -16,11 +16,11 @@ class Word:
     score: float  # mean posterior of the word's symbols on their aligned frames, 0..1
 
 
-def _starts_word(tokenizer, token: int) -> bool | None:
-    """True if the symbol begins a word (BPE '▁' pieces), None if it separates words (char space)."""
-    if tokenizer.kind == "char":
-        return None if tokenizer.symbols[token - 1] == " " else False
-    return tokenizer.sp.id_to_piece(token - 1).startswith("\u2581")
+def clamp_word(w: Word, end_s: float) -> Word:
+    """`w` with its times no later than `end_s` (the end of the audio: the last output frame can reach past it)."""
+    if w.end <= end_s:
+        return w
+    return Word(w.word, min(w.start, round(end_s, 3)), round(end_s, 3), w.score)
 
 
 def align_words(log_probs: torch.Tensor, text: str, tokenizer, frame_s: float, offset_s: float = 0.0) -> list[Word]:
@@ -38,13 +38,13 @@ def align_words(log_probs: torch.Tensor, text: str, tokenizer, frame_s: float, o
     spans = AF.merge_tokens(labels[0], scores[0].exp())
     groups: list[list] = []
     current: list = []
-    for span in spans:
-        kind = _starts_word(tokenizer, span.token)
-        if kind is None or (kind and current):
+    for span in spans:  # a word ends at a separator (char space) or where the next begins (BPE '▁' piece)
+        separator = tokenizer.separates_words(span.token)
+        if separator or (current and tokenizer.starts_word(span.token)):
             if current:
                 groups.append(current)
             current = []
-        if kind is not None:
+        if not separator:
             current.append(span)
     if current:
         groups.append(current)

@@ -36,6 +36,11 @@ def load_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> np.nd
     return resample(wav, sr, sample_rate)
 
 
+def _reason(exc: Exception) -> str:
+    """libsndfile's own words, without soundfile's "Error opening <file object repr>:" prefix."""
+    return getattr(exc, "error_string", None) or str(exc)
+
+
 def read_blocks(source, block_s: float = 30.0, sample_rate: int = SAMPLE_RATE):
     """Mono float32 blocks of about `block_s` seconds at `sample_rate`, decoded incrementally, so that a long
     file never sits in memory whole. `source` is a path or a binary file object (e.g. stdin read into
@@ -52,14 +57,14 @@ def read_blocks(source, block_s: float = 30.0, sample_rate: int = SAMPLE_RATE):
     try:
         f = sf.SoundFile(source)
     except Exception as exc:
-        raise AudioError(f"{name}: cannot decode audio ({exc})") from None
+        raise AudioError(f"{name}: cannot decode audio ({_reason(exc)})") from None
     with f:
         sr, n = f.samplerate, 0
         while True:
             try:
                 data = f.read(max(1, int(block_s * sr)), dtype="float32", always_2d=True)
             except Exception as exc:
-                raise AudioError(f"{name}: cannot decode audio ({exc})") from None
+                raise AudioError(f"{name}: cannot decode audio ({_reason(exc)})") from None
             if data.shape[0] == 0:
                 break
             n += data.shape[0]

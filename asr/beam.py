@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -27,6 +28,15 @@ class BeamOptions:
     word_score: float = 0.0  # added per word: the word insertion bonus
     unk_score: float = -math.inf  # lexicon decoding: words outside the lexicon are never produced
 
+    def __post_init__(self):
+        if not (isinstance(self.beam_size, int) and self.beam_size >= 1):
+            raise LmError(f"beam size must be a whole number of at least 1, not {self.beam_size!r}")
+        if not self.beam_threshold > 0:
+            raise LmError(f"beam threshold must be positive, not {self.beam_threshold!r}")
+        for name in ("lm_weight", "word_score"):
+            if not math.isfinite(getattr(self, name)):
+                raise LmError(f"{name.replace('_', ' ')} must be a finite number, not {getattr(self, name)!r}")
+
 
 @contextlib.contextmanager
 def _native_output_captured():
@@ -44,6 +54,19 @@ def _native_output_captured():
             os.dup2(saved[1], 2)
             for fd in saved:
                 os.close(fd)
+
+
+def _loader_reason(message: str, printed: str) -> str:
+    """The reason in KenLM's or flashlight's words, on one line: without the C++ source location and function
+    signature that precede it ("... threw FormatLoadException."), nor the loading progress bar it printed."""
+    if " threw " in message:
+        message = message.split(" threw ", 1)[1].split(".", 1)[-1]
+    words = " ".join(message.split())
+    words = re.sub(r"\s*Reading \S+\s*[-\d*\s]*$", "", words)
+    extra = [line.strip() for line in printed.splitlines()
+             if line.strip() and not re.fullmatch(r"[-\d*\s]+|Reading \S+|Loading the LM will be faster.*",
+                                                  line.strip())]
+    return " ".join([words, *extra[-2:]]).strip() or "the loader gave no reason"
 
 
 def _ctc_decoder():
@@ -70,18 +93,21 @@ class BeamDecoder:
             check_lexicon(lexicon, self.tokens)
         if lm is not None:
             check_arpa(lm)
-        try:
-            with _native_output_captured() as chatter:
+        error = None
+        with _native_output_captured() as chatter:
+            try:
                 self._decoder = ctc_decoder(
                     lexicon=str(lexicon) if lexicon is not None else None, tokens=self.tokens,
                     lm=str(lm) if lm is not None else None, nbest=1, beam_size=options.beam_size,
                     beam_threshold=options.beam_threshold, lm_weight=options.lm_weight if lm else 0.0,
                     word_score=options.word_score, unk_score=options.unk_score, sil_score=0.0,
                     blank_token=BLANK_TOKEN, sil_token=WORD_BOUNDARY, log_add=False)
-        except Exception as exc:  # flashlight's own loader errors (bad ARPA body, ...)
-            chatter.seek(0)
-            detail = chatter.read().decode(errors="replace").strip().splitlines()[-3:]
-            raise LmError(f"cannot load the decoder ({lm or lexicon}): {exc} {' '.join(detail)}".strip()) from None
+            except Exception as exc:  # flashlight's own loader errors (bad ARPA body, ...): what it printed
+                chatter.seek(0)
+                error = LmError(f"cannot load the decoder ({lm or lexicon}): "
+                                f"{_loader_reason(str(exc), chatter.read().decode(errors='replace'))}")
+        if error is not None:  # raised once stdout and stderr are ours again
+            raise error
         self.lexicon = lexicon
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:

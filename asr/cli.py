@@ -6,12 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from asr.audio import AudioError
-from asr.bundle import BundleError
-from asr.config import ConfigError
-from asr.manifest import ManifestError
+from asr.config import split_overrides
+from asr.fileio import FULL
 
-USER_ERRORS = (AudioError, BundleError, ConfigError, ManifestError, FileNotFoundError, RuntimeError, ValueError)
+# every error of the package about its input is a ValueError (AudioError, BundleError, ConfigError, LmError,
+# ManifestError, ...) or a RuntimeError (DiskFullError, LockedError, DownloadError, ...): one line, exit 2.
+# Only what a command needs is imported (torch alone takes seconds), so `asr score` or `asr merge` start fast.
+USER_ERRORS = (ValueError, RuntimeError, FileNotFoundError)
 
 
 def cmd_download(args) -> int:
@@ -145,8 +146,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_decode(args) -> int:
-    from asr.bundle import Recognizer
     from asr.decode import decode_manifest, read_choices
+    from asr.recognizer import Recognizer
 
     rec = Recognizer.load(args.model, args.device)
     _maybe_beam(rec, args)
@@ -158,7 +159,7 @@ def cmd_decode(args) -> int:
 
 
 def _maybe_beam(rec, args) -> None:
-    if args.lm or args.lexicon or args.beam_size:
+    if args.lm or args.lexicon or args.beam_size is not None:
         rec.use_beam(args.lexicon, args.lm, beam_size=args.beam_size, lm_weight=args.lm_weight,
                      word_score=args.word_score)
 
@@ -182,7 +183,7 @@ def cmd_lm(args) -> int:
     print(f"{out / 'lm.arpa'}: order {args.order}, {args.smoothing}, n-grams {counts}")
     if args.model or args.tokenizer:
         if args.model:
-            from asr.bundle import Recognizer
+            from asr.recognizer import Recognizer
 
             tok = Recognizer.load(args.model).tokenizer
         else:
@@ -195,8 +196,8 @@ def cmd_lm(args) -> int:
 
 
 def cmd_lexicon(args) -> int:
-    from asr.bundle import Recognizer
     from asr.lm import build_lexicon, read_words
+    from asr.recognizer import Recognizer
 
     n = build_lexicon(read_words(args.words), Recognizer.load(args.model).tokenizer, args.out)
     print(f"{args.out}: {n} words")
@@ -205,7 +206,8 @@ def cmd_lexicon(args) -> int:
 
 def cmd_tune(args) -> int:
     from asr.beam import tune
-    from asr.bundle import Recognizer, read_bundle, save_bundle
+    from asr.bundle import store_decoding
+    from asr.recognizer import Recognizer
 
     rec = Recognizer.load(args.model, args.device)
     best, table = tune(rec, args.manifest, args.lexicon, args.lm, args.lm_weights, args.word_scores,
@@ -213,11 +215,7 @@ def cmd_tune(args) -> int:
     for (w, s), wer in sorted(table.items()):
         print(f"lm_weight {w:5.2f}  word_score {s:5.2f}  WER {wer:6.2f}%")
     print(f"best: lm_weight {best['lm_weight']} word_score {best['word_score']} (dev WER {best['dev_wer']:.2f}%)")
-    bundle = read_bundle(args.model)
-    bundle["decoding"] = best
-    out = args.out or args.model
-    save_bundle(bundle, out)
-    print(f"decoding defaults stored in {out}")
+    print(f"decoding defaults stored in {store_decoding(args.model, best, args.out)}")
     return 0
 
 
@@ -243,70 +241,16 @@ def cmd_score(args) -> int:
 
 
 def cmd_transcribe(args) -> int:
-    import io
-
-    from asr.bundle import Recognizer
-    from asr.transcribe import render, transcribe_files
+    from asr.recognizer import Recognizer
+    from asr.transcribe import stream_to_outputs, transcribe_to_outputs
 
     rec = Recognizer.load(args.model, args.device)
     _maybe_beam(rec, args)
     if args.stream:
-        return _transcribe_stream(rec, args)
-    if args.format in ("srt", "vtt") and len(args.files) > 1 and not args.output_dir:
-        raise ValueError(f"--format {args.format} with several files needs --output-dir (one file per input)")
-    sources = []
-    for f in args.files:
-        if f == "-":
-            f = io.BytesIO(sys.stdin.buffer.read())
-            f.name = "<stdin>"
-        sources.append(f)
-    if args.output_dir:
-        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-    failed = 0
-    words = args.format in ("json", "srt", "vtt")
-    for name, t in zip(args.files, transcribe_files(rec, sources, words=words, max_piece_s=args.max_piece_s)):
-        if t.error is not None:
-            failed += 1
-            print(f"error: {t.error}", file=sys.stderr, flush=True)
-            continue
-        out = render(t, args.format)
-        if args.output_dir:
-            from asr.fileio import atomic_path
-
-            ext = {"text": "txt"}.get(args.format, args.format)
-            dest = Path(args.output_dir) / f"{'stdin' if name == '-' else Path(name).stem}.{ext}"
-            with atomic_path(dest) as tmp:
-                tmp.write_text(out, encoding="utf-8")
-        elif args.format == "text" and len(args.files) > 1 and args.with_names:
-            print(f"{name}\t{t.text}", flush=True)
-        else:
-            print(out, end="", flush=True)
-    return 1 if failed else 0
-
-
-def _transcribe_stream(rec, args) -> int:
-    from asr.audio import AudioError
-    from asr.chunking import Streamer
-    from asr.transcribe import file_blocks, stdin_blocks, stream_transcribe
-
-    latency = Streamer(rec).latency_ms  # also checks that the model can stream
-    print(f"streaming: algorithmic latency {latency:.0f} ms (chunk {rec.cfg.model.tbptt_chunk} + right context "
-          f"{rec.cfg.model.right_context} frames of {rec.cfg.model.subsampling_factor * rec.cfg.features.hop_ms:.0f}"
-          " ms)", file=sys.stderr, flush=True)
-
-    def partial(text, seconds):
-        print(f"partial {seconds:6.2f}s: {text}", file=sys.stderr, flush=True)
-
-    failed = 0
-    for name in args.files:
-        blocks = stdin_blocks(sys.stdin.buffer, args.block_ms) if name == "-" else file_blocks(name, args.block_ms)
-        try:
-            text = stream_transcribe(rec, blocks, partial)
-        except AudioError as exc:
-            failed += 1
-            print(f"error: {exc}", file=sys.stderr, flush=True)
-            continue
-        print(f"{name}\t{text}" if args.with_names else text, flush=True)
+        failed = stream_to_outputs(rec, args.files, args.block_ms, args.with_names)
+    else:
+        failed = transcribe_to_outputs(rec, args.files, args.format, args.output_dir, args.with_names,
+                                       args.max_piece_s)
     return 1 if failed else 0
 
 
@@ -321,8 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("dest", help="folder to download and extract into")
     s.add_argument("--source", help="local copy instead of the network: the archive, a folder holding it, "
                                     "or the extracted corpus folder")
-    s.add_argument("--subsets", nargs="*", help="LibriSpeech: subsets, or 100h/460h/960h "
-                                                "(default: 100h and the four dev/test sets)")
+    s.add_argument("--subsets", nargs="*", help="LibriSpeech: subsets, or 100h/460h/960h (default: 100h and the "
+                                                "four dev/test sets); each must be in a local --source")
     s.add_argument("--lm", default="3-gram.pruned.1e-7", help="librispeech-lm: which LM (3-gram.pruned.3e-7, "
                    "3-gram.pruned.1e-7, 3-gram, 4-gram)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -481,19 +425,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    # overrides may come after options (`asr train --config c.yaml --quiet model.hidden_size=64`)
-    takes_overrides = args.command in ("train", "stats", "tokenizer", "features")
-    if extra and takes_overrides and all("=" in e and not e.startswith("-") for e in extra):
-        args.overrides = list(args.overrides) + extra
-    elif extra:
+    overrides, rest = split_overrides(extra)
+    if rest or (overrides and not hasattr(args, "overrides")):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    import torch
-
-    torch.set_flush_denormal(True)  # subnormal floats are slow on CPUs (see asr.train)
+    if overrides:
+        args.overrides = list(args.overrides) + overrides
     try:
         return args.func(args)
     except USER_ERRORS as exc:
         print(f"asr {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the system refused: a full disk, a permission, a path that is not a folder
+        what = "no space left on device while writing" if exc.errno in FULL else f"{exc.strerror or exc}:"
+        print(f"asr {args.command}: error: {what} {exc.filename or ''}".rstrip(), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

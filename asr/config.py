@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from asr.fileio import atomic_path
 
 
 class ConfigError(ValueError):
@@ -27,6 +30,11 @@ class DataConfig:
     cache_features: bool = True  # keep computed features in memory (small corpora)
     cmvn: str = ""  # normalisation statistics from `asr stats`; empty = computed from data.train at start
     feature_cache: str = ""  # folder from `asr features` holding data.train's features (memory-mapped shards)
+    num_workers: int = -1  # DataLoader worker processes preparing training batches; -1 = 4 on CUDA, 0 on CPU
+
+    def __post_init__(self):
+        _check(self.max_duration > 0, "data.max_duration must be positive")
+        _check(self.num_workers >= -1, "data.num_workers must be >= 0, or -1 for the default")
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,28 @@ class FeatureConfig:
         _check(0.0 <= self.noise_prob <= 1.0, "features.noise_prob must be in [0, 1]")
         _check(min(self.freq_masks, self.time_masks, self.freq_mask_width, self.time_mask_width) >= 0,
                "SpecAugment counts and widths must be >= 0")
+        _check(0.0 <= self.time_mask_ratio <= 1.0, "features.time_mask_ratio must be in [0, 1]")
+        if empty_mel_filters(self.n_mels, self.f_min, self.f_max or 8000.0, self.win_ms):
+            fit = max((n for n in range(1, self.n_mels) if not empty_mel_filters(n, self.f_min, self.f_max or 8000.0,
+                                                                                  self.win_ms)), default=0)
+            raise ConfigError(f"features.n_mels={self.n_mels} is too many for {self.f_min:g}-{self.f_max or 8000:g} Hz "
+                              f"with a {self.win_ms:g} ms window: some mel filters would cover no frequency bin "
+                              f"(at most {fit} fit)")
+        _check(self.freq_mask_width < self.n_mels, "features.freq_mask_width must be smaller than features.n_mels")
+
+
+def empty_mel_filters(n_mels: int, f_min: float, f_max: float, win_ms: float, sample_rate: int = 16000) -> list[int]:
+    """The triangular mel filters (HTK mel scale, as torchaudio's MelSpectrogram builds them) whose band holds
+    no FFT bin of a `win_ms` window: they would always output zero (and torchaudio warns on every use)."""
+    n_fft = int(round(sample_rate * win_ms / 1000))
+    step = sample_rate / n_fft
+
+    def mel(f):
+        return 2595.0 * math.log10(1.0 + f / 700.0)
+
+    lo, hi = mel(f_min), mel(f_max)
+    edges = [700.0 * (10 ** ((lo + (hi - lo) * i / (n_mels + 1)) / 2595.0) - 1.0) for i in range(n_mels + 2)]
+    return [i for i in range(n_mels) if math.floor(edges[i + 2] / step - 1e-9) * step <= edges[i]]
 
 
 @dataclass(frozen=True)
@@ -93,6 +123,7 @@ class ModelConfig:
         _check(self.subsampling in ("conv", "stack"),
                f"model.subsampling must be 'conv' or 'stack', got {self.subsampling!r}")
         _check(self.subsampling_factor in (2, 3, 4, 6), "model.subsampling_factor must be 2, 3, 4 or 6")
+        _check(self.conv_channels >= 1, "model.conv_channels must be >= 1")
         _check(self.rnn_type in ("lstm", "gru", "rnn_tanh", "rnn_relu"),
                f"model.rnn_type must be lstm, gru, rnn_tanh or rnn_relu, got {self.rnn_type!r}")
         _check(self.num_layers >= 1 and self.hidden_size >= 1, "model.num_layers and model.hidden_size must be >= 1")
@@ -117,7 +148,8 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda"
     num_threads: int = 0  # torch CPU threads; 0 = torch default
-    max_minutes: float = 0.0  # stop after this much training time (0 = no limit)
+    max_minutes: float = 0.0  # stop after this much training time (0 = no limit); runs differ in where they stop
+    max_steps: int = 0  # stop after this many optimiser steps (0 = no limit); reproducible, unlike max_minutes
     precision: str = "fp32"  # "fp32", "bf16" (autocast) or "fp16" (autocast + gradient scaler, CUDA only)
     keep_checkpoints: int = 5  # epoch checkpoints kept in EXP/checkpoints for `asr average` (0 = none)
     checkpoint_every: int = 500  # steps between resume checkpoints (EXP/resume.pt, also written every epoch)
@@ -129,6 +161,12 @@ class TrainConfig:
         _check(self.batch_size >= 1 and self.max_batch_frames >= 1,
                "train.batch_size and max_batch_frames must be >= 1")
         _check(self.lr > 0, "train.lr must be positive")
+        _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
+        _check(self.warmup_steps >= 0, "train.warmup_steps must be >= 0")
+        _check(0 <= self.final_lr_ratio <= 1, "train.final_lr_ratio must be in [0, 1]")
+        _check(self.max_minutes >= 0 and self.max_steps >= 0, "train.max_minutes and train.max_steps must be >= 0")
+        _check(self.num_threads >= 0, "train.num_threads must be >= 0 (0 = torch's default)")
+        _check(bool(self.exp_dir.strip()), "train.exp_dir must not be empty")
         _check(self.grad_clip >= 0, "train.grad_clip must be >= 0")
         _check(self.keep_checkpoints >= 0, "train.keep_checkpoints must be >= 0")
         _check(self.checkpoint_every >= 0, "train.checkpoint_every must be >= 0 (0 = at epoch ends only)")
@@ -175,15 +213,19 @@ def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
             return tuple(float(v) for v in value)
         except (TypeError, ValueError):
             raise ConfigError(f"{where}: expected a list of numbers, got {value!r}") from None
-    try:
-        if isinstance(default, int):
-            if isinstance(value, float) and not value.is_integer():
+    if isinstance(default, (int, float)):
+        kind = "a whole number" if isinstance(default, int) else "a number"
+        if isinstance(value, bool) or value is None:  # YAML's true/false/null are not numbers
+            raise ConfigError(f"{where}: expected {kind}, got {value!r}")
+        try:
+            number = float(value)
+            if not math.isfinite(number) or (isinstance(default, int) and not number.is_integer()):
                 raise ValueError
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected {type(default).__name__}, got {value!r}") from None
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"{where}: expected {kind}, got {value!r}") from None
+        return int(number) if isinstance(default, int) else number
+    if value is None or isinstance(value, (dict, list, tuple, bool)):
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
     return str(value)
 
 
@@ -195,7 +237,8 @@ def from_dict(raw: dict[str, Any]) -> Config:
     for name, cls in _SECTION_TYPES.items():
         values = raw.get(name) or {}
         if not isinstance(values, dict):
-            raise ConfigError(f"config section {name!r} must be a mapping")
+            raise ConfigError(f"config section {name!r} must be a mapping of keys to values, not "
+                              f"{type(values).__name__}")
         defaults = cls()
         known = {f.name for f in dataclasses.fields(cls)}
         for key in values:
@@ -221,15 +264,35 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `section.key=value` strings to a nested dict (values parsed as YAML scalars)."""
+    for name, values in raw.items():
+        if values is not None and not isinstance(values, dict):
+            raise ConfigError(f"config section {name!r} must be a mapping of keys to values, not "
+                              f"{type(values).__name__}")
     raw = {k: dict(v or {}) for k, v in raw.items()}
     for item in overrides:
         if "=" not in item or "." not in item.split("=", 1)[0]:
             raise ConfigError(f"override {item!r} must look like section.key=value")
         dotted, value = item.split("=", 1)
         section, key = dotted.split(".", 1)
-        parsed = yaml.safe_load(value) if value != "" else ""
+        try:
+            parsed = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError:
+            raise ConfigError(f"override {item!r}: the value is not valid YAML") from None
         raw.setdefault(section, {})[key] = parsed
     return raw
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML itself keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
@@ -238,15 +301,30 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Config:
     if path is not None:
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
         except FileNotFoundError:
             raise ConfigError(f"{path}: config file not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path}: is a folder, not a config file") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+            raise ConfigError(f"{path}: invalid YAML ({' '.join(str(exc).split())})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: config must be a mapping of sections")
     return from_dict(apply_overrides(raw, list(overrides)))
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    """The resolved config as YAML, written atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def split_overrides(args: list[str]) -> tuple[list[str], list[str]]:
+    """Command-line words → (`section.key=value` overrides, everything else), so that overrides may come
+    after options (`asr train --config c.yaml --quiet model.hidden_size=64`)."""
+    overrides = [a for a in args if "=" in a and not a.startswith("-")]
+    return overrides, [a for a in args if a not in overrides]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from asr.audio import load_audio
 from asr.config import FeatureConfig
@@ -87,19 +88,26 @@ class SpeechDataset(Dataset):
     def set_cmvn(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.mean, self.std = mean, std
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        speed = 1.0
-        if self.train and self.cfg.speed_perturb:
-            speed = random.choice(self.cfg.speed_perturb)
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item `key`: an index, or in training (index, seed), where every random draw of the item's
+        augmentation (speed, noise, warp, SpecAugment) comes from `seed` alone: the same item is the same
+        whichever process prepares it and whenever, and no global random state is used or changed."""
+        i, seed = key if isinstance(key, tuple) else (key, None)
+        if not self.train:
+            feats = utterance_mean_norm(self.raw_features(i), self.cfg.utterance_mean_norm)
+            return (apply_cmvn(feats, self.mean, self.std) if self.mean is not None else feats), self._tokens[i]
+        rng = random.Random(seed)
+        speed = rng.choice(self.cfg.speed_perturb) if self.cfg.speed_perturb else 1.0
         feats = self.raw_features(i, speed)
-        if self.train and self.cfg.noise_snr and random.random() < self.cfg.noise_prob:
-            feats = add_noise(feats, random.uniform(*self.cfg.noise_snr), random.uniform(-10, 10))
+        if self.cfg.noise_snr and rng.random() < self.cfg.noise_prob:
+            feats = add_noise(feats, rng.uniform(*self.cfg.noise_snr), rng.uniform(-10, 10))
         feats = utterance_mean_norm(feats, self.cfg.utterance_mean_norm)
-        if self.train and self.cfg.freq_warp > 0:
-            feats = freq_warp(feats, random.uniform(1 - self.cfg.freq_warp, 1 + self.cfg.freq_warp))
+        if self.cfg.freq_warp > 0:
+            feats = freq_warp(feats, rng.uniform(1 - self.cfg.freq_warp, 1 + self.cfg.freq_warp))
         if self.mean is not None:
             feats = apply_cmvn(feats, self.mean, self.std)
-        if self.train:
+        with torch.random.fork_rng(devices=[]):  # SpecAugment draws from torch's generator: seed a private one
+            torch.manual_seed(rng.getrandbits(63))
             feats = spec_augment(feats, self.cfg)
         return feats, self._tokens[i]
 
@@ -154,6 +162,57 @@ def collate(items: list[tuple[torch.Tensor, torch.Tensor]], ids: list[str]) -> B
     padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
     targets = torch.nn.utils.rnn.pad_sequence(toks, batch_first=True) if toks else torch.zeros(0, 0)
     return Batch(padded, feat_lens, targets.long(), target_lens, ids)
+
+
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    """The augmentation seed of utterance `index` in `epoch` of a run seeded with `seed`."""
+    digest = hashlib.blake2b(f"{seed}/{epoch}/{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+class EpochSampler(Sampler):
+    """The batch sampler of a training DataLoader: this rank's shard of each global batch of the epoch, from
+    batch `start` on, as (index, augmentation seed) keys. An empty shard (fewer utterances than ranks in
+    an epoch's last batch) is replaced by the batch's first utterance, which the training loop weighs zero.
+    `set_epoch` moves it on; a loader with persistent workers keeps using the same sampler."""
+
+    def __init__(self, rank: int = 0, world: int = 1, seed: int = 0):
+        self.rank, self.world, self.seed = rank, world, seed
+        self.batches: list[list[int]] = []
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int, batches: list[list[int]], start: int = 0) -> None:
+        self.epoch, self.batches, self.start = epoch, batches, start
+
+    def shard(self, b: int) -> tuple[list[int], float]:
+        """(this rank's indices of global batch b, weight 1.0; or the zero-weight stand-in)."""
+        idx = self.batches[b][self.rank::self.world]
+        return (idx, 1.0) if idx else (self.batches[b][:1], 0.0)
+
+    def __iter__(self):
+        for b in range(self.start, len(self.batches)):
+            yield [(i, item_seed(self.seed, self.epoch, i)) for i in self.shard(b)[0]]
+
+    def __len__(self) -> int:
+        return len(self.batches) - self.start
+
+
+def collate_items(items: list[tuple[torch.Tensor, torch.Tensor]]) -> Batch:
+    """`collate` for a DataLoader (no ids)."""
+    return collate(items, [])
+
+
+def training_loader(dataset: SpeechDataset, sampler: EpochSampler, workers: int, pin_memory: bool):
+    """A DataLoader over `dataset` batched by `sampler`: `workers` processes prepare batches ahead of the
+    training step (4 batches each), kept alive across epochs; 0 prepares them in the training process."""
+    from torch.utils.data import DataLoader
+
+    extra = {"persistent_workers": True, "prefetch_factor": 4} if workers > 0 else {}
+    # a generator of its own: the loader draws its workers' base seed from it, not from torch's global one,
+    # so the training process's random stream (dropout) is the same with any number of workers
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate_items,
+                      pin_memory=pin_memory, generator=torch.Generator().manual_seed(0), **extra)
 
 
 def iterate_batches(dataset: SpeechDataset, batches: list[list[int]]):

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from asr.fileio import atomic_path
+from asr.manifest import read_hypotheses, write_hypotheses  # noqa: F401  (the hypothesis file format)
 from asr.text import BLANK
+
+
+def collapse(best_path: list[int], prev: int = BLANK) -> tuple[list[int], int]:
+    """CTC's collapse of a best path (one symbol id per frame): repeats merged, blanks dropped. `prev` is the
+    symbol of the frame before the path, so that a path can be collapsed piece by piece (streaming).
+    Returns (token ids, symbol of the path's last frame)."""
+    ids = []
+    for t in best_path:
+        if t != prev and t != BLANK:
+            ids.append(t)
+        prev = t
+    return ids, prev
 
 
 def greedy_ids(log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
     """Best path per utterance: (B, T, V) log-probs and (B,) lengths → token-id lists."""
     best = log_probs.argmax(dim=-1).cpu()  # (B, T)
-    out = []
-    for row, n in zip(best.tolist(), lengths.tolist()):
-        ids, prev = [], BLANK
-        for t in row[:n]:
-            if t != prev and t != BLANK:
-                ids.append(t)
-            prev = t
-        out.append(ids)
-    return out
+    return [collapse(row[:n])[0] for row, n in zip(best.tolist(), lengths.tolist())]
 
 
 def batched_log_probs(model, ds, device, batch_size: int = 16):
@@ -65,30 +68,6 @@ def read_choices(path: str | Path) -> list[str]:
     if not choices:
         raise ManifestError(f"{path}: choices file is empty")
     return choices
-
-
-def write_hypotheses(hyps: dict[str, str], path: str | Path) -> None:
-    """JSON Lines `{"id": ..., "text": ...}`, written atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in hyps.items()), encoding="utf-8")
-
-
-def read_hypotheses(path: str | Path) -> dict[str, str]:
-    from asr.manifest import ManifestError
-
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: hypothesis file not found")
-    hyps = {}
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            hyps[str(obj["id"])] = str(obj["text"])
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise ManifestError(f"{path}:{n}: expected {{\"id\": ..., \"text\": ...}}") from None
-    return hyps
 
 
 def decode_manifest(recognizer, manifest: str | Path, out: str | Path, *, batch_size: int = 16,

@@ -2,7 +2,7 @@
 
 Each exported file carries what decoding needs besides the network (config, tokenizer, normalisation
 statistics, tuned decoding defaults) as JSON: a TorchScript extra file `asr.json`, or ONNX metadata
-`asr.json`. `Recognizer.load` reads all three formats, so `asr transcribe --model` takes them directly.
+`asr.json`. `asr.recognizer.Recognizer.load` reads all three formats, so `asr transcribe --model` takes them directly.
 ONNX needs the optional extra `pip install 'asr[export]'` (onnx, onnxruntime)."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from asr.bundle import BundleError, read_bundle
+from asr.bundle import BundleError, build_model, read_bundle
 from asr.fileio import atomic_path
 
 FORMATS = ("torchscript", "onnx", "int8")
@@ -54,15 +54,12 @@ def _example(bundle: dict) -> tuple[torch.Tensor, torch.Tensor]:
 
 def export(model_path: str | Path, out: str | Path, fmt: str) -> Path:
     """Write `model_path` (a bundle) as `fmt` to `out`; returns `out`."""
-    from asr.bundle import Recognizer
-
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (one of {', '.join(FORMATS)})")
     bundle = read_bundle(model_path)
-    rec = Recognizer(bundle)
-    if rec.cfg.model.tbptt_chunk > 0:
+    if bundle["config"]["model"]["tbptt_chunk"] > 0:
         raise BundleError(f"{model_path}: chunk-trained (streaming) models are not exported yet; use the bundle")
-    model = rec.model.eval()
+    model = build_model(bundle).eval()
     if fmt == "int8":
         model = quantize_int8(model)
     feats, lengths = _example(bundle)
@@ -82,15 +79,18 @@ def export(model_path: str | Path, out: str | Path, fmt: str) -> Path:
 def compare(model_path: str | Path, exported: str | Path) -> tuple[float, bool]:
     """(max |log-prob difference|, output lengths equal) of an exported model against its bundle, on a random
     batch of another shape than the one traced."""
-    from asr.bundle import Recognizer
-
-    ref, got = Recognizer.load(model_path), Recognizer.load(exported)
+    bundle = read_bundle(model_path)
+    ref = build_model(bundle).eval()
+    loaded = load_exported(Path(exported))
+    if loaded is None:
+        raise BundleError(f"{exported}: not an exported asr model")
+    got = loaded[1].eval()
     gen = torch.Generator().manual_seed(1)
-    feats = torch.randn(3, 517, ref.cfg.features.n_mels, generator=gen)
+    feats = torch.randn(3, 517, bundle["config"]["features"]["n_mels"], generator=gen)
     lengths = torch.tensor([517, 400, 93])
     with torch.no_grad():
-        a, al = ref.model(feats, lengths)
-        b, bl = got.model(feats, lengths)
+        a, al = ref(feats, lengths)
+        b, bl = got(feats, lengths)
     return float((a - b).abs().max()), bool(torch.equal(al, bl))
 
 

@@ -13,19 +13,28 @@ LOG_FLOOR = 1e-6
 
 
 class LogMel(torch.nn.Module):
-    """Waveform (N,) at 16 kHz → log-mel filterbank (T, n_mels), T = 1 + N // hop."""
+    """Waveform (N,) at 16 kHz → log-mel filterbank (T, n_mels), T = 1 + N // hop (centred frames, any N ≥ 0).
+
+    Centred frames pad the signal by reflection at both ends, which needs more samples than half a window;
+    a shorter signal (down to none) is extended with silence first, so it still gives its 1 + N // hop frames."""
 
     def __init__(self, cfg: FeatureConfig, center: bool = True):
         super().__init__()
         win = int(round(SAMPLE_RATE * cfg.win_ms / 1000))
         hop = int(round(SAMPLE_RATE * cfg.hop_ms / 1000))
         self.hop = hop
+        self.reflect = win // 2 if center else 0  # samples of reflection padding on each side
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=SAMPLE_RATE, n_fft=win, win_length=win, hop_length=hop, n_mels=cfg.n_mels, power=2.0,
             f_min=cfg.f_min, f_max=cfg.f_max or None, center=center)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        n = wav.shape[-1]
+        if self.reflect and n <= self.reflect:
+            wav = torch.nn.functional.pad(wav, (0, self.reflect + 1 - n))
         spec = self.mel(wav)  # (n_mels, T)
+        if self.reflect and n <= self.reflect:
+            spec = spec[:, : 1 + n // self.hop]
         return torch.log(spec + LOG_FLOOR).transpose(0, 1).contiguous()  # (T, n_mels)
 
 

@@ -188,30 +188,27 @@ def decoder_tokens(tokenizer) -> list[str]:
     """The acoustic model's output symbols by index, as the flashlight decoder names them. Character models:
     blank `-`, space `|`, letters. BPE models: blank, the SentencePiece pieces, then an extra `|` that the
     model never emits (the decoder needs a silence symbol; `BeamDecoder` gives it a column of -inf)."""
-    if tokenizer.kind == "char":
-        return [BLANK_TOKEN] + [WORD_BOUNDARY if s == " " else s for s in tokenizer.symbols]
-    return [BLANK_TOKEN] + [tokenizer.sp.id_to_piece(i) for i in range(tokenizer.vocab_size - 1)] + [WORD_BOUNDARY]
+    pieces = tokenizer.pieces()
+    separators = [tokenizer.separates_words(token) for token in range(1, len(pieces) + 1)]
+    names = [BLANK_TOKEN] + [WORD_BOUNDARY if sep else piece for piece, sep in zip(pieces, separators)]
+    return names if any(separators) else names + [WORD_BOUNDARY]
 
 
-def spell(word: str, tokenizer) -> list[str] | None:
-    """The decoder symbols that spell `word`, or None if the tokenizer cannot spell it."""
-    names = decoder_tokens(tokenizer)
-    if tokenizer.kind == "char":
-        try:
-            return [names[i] for i in tokenizer.encode(word)]
-        except ValueError:
-            return None
-    pieces = tokenizer.sp.encode(word, out_type=str)
-    if not pieces or any(tokenizer.sp.piece_to_id(p) == tokenizer.sp.unk_id() for p in pieces):
+def spell(word: str, tokenizer, names: list[str] | None = None) -> list[str] | None:
+    """The decoder symbols that spell `word`, or None if the tokenizer cannot spell it. `names`:
+    `decoder_tokens(tokenizer)`, when the caller spells many words."""
+    ids = tokenizer.spell(word)
+    if ids is None:
         return None
-    return pieces
+    names = names or decoder_tokens(tokenizer)
+    return [names[i] for i in ids]
 
 
 def build_lexicon(words, tokenizer, out: str | Path) -> int:
     """`WORD t1 t2 ...` for every word (spelled by the tokenizer); returns the number of entries."""
-    lines = []
+    lines, names = [], decoder_tokens(tokenizer)
     for w in sorted(set(words) - {BOS, EOS, UNK}):
-        spelling = spell(w, tokenizer)
+        spelling = spell(w, tokenizer, names)
         if spelling:  # a word the tokenizer cannot spell cannot be recognised either
             lines.append(f"{w} {' '.join(spelling)}")
     with atomic_path(out) as tmp:
@@ -264,10 +261,15 @@ def _check_arpa(path: str, size: int, mtime_ns: int) -> tuple:
         for i, line in enumerate(f, 1):
             line = line.strip()
             if line.startswith("ngram ") and "=" in line:
-                k, n = line[6:].split("=")
+                k, _, n = line[6:].partition("=")
+                if not (k.strip().isdigit() and n.strip().isdigit()):
+                    raise LmError(f"{path}:{i}: malformed header line {line!r} (expected ngram N=COUNT)")
                 declared[int(k)] = int(n)
             elif line.startswith("\\") and line.endswith("-grams:"):
-                section = int(line[1:].split("-")[0])
+                order = line[1:].split("-")[0]
+                if not order.isdigit():
+                    raise LmError(f"{path}:{i}: malformed section line {line!r} (expected \\N-grams:)")
+                section = int(order)
             elif line == "\\end\\":
                 section = None
             elif line and section:

@@ -1,8 +1,10 @@
-"""Manifests: JSON Lines, one utterance a line with `id`, `audio`, `duration`, `speaker`, `text`."""
+"""Manifests: JSON Lines, one utterance a line with `id`, `audio`, `duration`, `speaker`, `text`; and hypothesis
+files (`id`, `text`), the same format for decoder output."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,8 +42,8 @@ def _parse_line(line: str, where: str) -> Utterance:
         dur = float(obj["duration"])
     except (TypeError, ValueError):
         raise ManifestError(f"{where}: duration must be a number, got {obj['duration']!r}") from None
-    if not dur > 0:
-        raise ManifestError(f"{where}: duration must be positive, got {dur}")
+    if not (dur > 0 and math.isfinite(dur)):
+        raise ManifestError(f"{where}: duration must be a positive number of seconds, got {obj['duration']!r}")
     for key in ("id", "audio", "speaker", "text"):
         if not isinstance(obj[key], str):
             raise ManifestError(f"{where}: field {key!r} must be a string")
@@ -50,24 +52,34 @@ def _parse_line(line: str, where: str) -> Utterance:
     return Utterance(obj["id"], obj["audio"], dur, obj["speaker"], obj["text"])
 
 
+def text_lines(path: Path):
+    """(line number, text) of every non-blank line of a UTF-8 text file, read line by line; a line that is not
+    UTF-8 is a ManifestError naming the file and line."""
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ManifestError(f"{path}:{n}: not UTF-8 text (byte {exc.start + 1} of the line)") from None
+            if line.strip():
+                yield n, line
+
+
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
     """Read and validate a manifest; relative audio paths are resolved against the manifest's folder."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     utts, seen = [], set()
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            utt = _parse_line(line, f"{path}:{n}")
-            if utt.id in seen:
-                raise ManifestError(f"{path}:{n}: duplicate utterance id {utt.id!r}")
-            seen.add(utt.id)
-            audio = Path(utt.audio)
-            if not audio.is_absolute():
-                utt = Utterance(utt.id, str(path.parent / audio), utt.duration, utt.speaker, utt.text)
-            utts.append(utt)
+    for n, line in text_lines(path):
+        utt = _parse_line(line, f"{path}:{n}")
+        if utt.id in seen:
+            raise ManifestError(f"{path}:{n}: duplicate utterance id {utt.id!r}")
+        seen.add(utt.id)
+        audio = Path(utt.audio)
+        if not audio.is_absolute():
+            utt = Utterance(utt.id, str(path.parent / audio), utt.duration, utt.speaker, utt.text)
+        utts.append(utt)
     if not utts:
         raise ManifestError(f"{path}: manifest has no utterances")
     return utts
@@ -90,3 +102,23 @@ def merge_manifests(inputs: list[str | os.PathLike], out: str | os.PathLike) -> 
             utts.append(u)
     write_manifest(utts, out)
     return len(utts)
+
+
+def write_hypotheses(hyps: dict[str, str], path: str | Path) -> None:
+    """JSON Lines `{"id": ..., "text": ...}`, written atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in hyps.items()), encoding="utf-8")
+
+
+def read_hypotheses(path: str | Path) -> dict[str, str]:
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: hypothesis file not found")
+    hyps = {}
+    for n, line in text_lines(path):
+        try:
+            obj = json.loads(line)
+            hyps[str(obj["id"])] = str(obj["text"])
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ManifestError(f"{path}:{n}: expected {{\"id\": ..., \"text\": ...}}") from None
+    return hyps

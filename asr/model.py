@@ -1,6 +1,25 @@
-"""Acoustic model: subsampling front end + stacked (bi)LSTM/GRU/RNN over padded batches + linear CTC head."""
+"""Acoustic model: subsampling front end + stacked (bi)LSTM/GRU/RNN over padded batches + linear CTC head,
+run over whole utterances or in chunks (truncated BPTT and the latency-controlled bidirectional RNN).
+
+Chunked recurrence. The frames after subsampling are cut into chunks of K frames. Chunk c is processed as a
+*window*: its K frames plus the R frames that follow it (right context). Through every layer of the stack:
+
+- the forward direction runs over the K frames of the chunk starting from the state it had at the end of
+  chunk c-1, carried *detached* (gradients stop at chunk boundaries: truncated BPTT); it then continues
+  over the R context frames, but that continuation is thrown away and never carried;
+- the backward direction runs over the window (chunk + context) from a zero state, reversed within the
+  utterance's own length, so padding never reaches a valid frame;
+- only the K chunk frames are output; the context frames only feed the next layer's window.
+
+All layers see the same window, so a model trained this way also streams with a latency of K+R frames
+(`asr.recognizer.Streamer` runs `chunk_forward` one window at a time). With K at least the utterance length
+(one chunk), the result is exactly that of full-utterance BPTT. `asr.chunking` holds the training side
+(chunk-at-a-time backward).
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -77,6 +96,42 @@ def reverse_within_lengths(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tens
     return x.gather(1, index.unsqueeze(-1).expand_as(x))
 
 
+def flush_denormals() -> None:
+    """Treat subnormal floats as zero, process-wide. Without it a model's weights pick up subnormal values as
+    it trains, and every step through them is slow on a CPU: the demo's epochs grew 20-60 % longer, and
+    decoding with such a model is ~1.2x slower (bench/denormal.py). Training and inference call this."""
+    torch.set_flush_denormal(True)
+
+
+def make_windows(x: torch.Tensor, chunk: int, context: int) -> torch.Tensor:
+    """(B, T, D) → (B, C, chunk + context, D) windows starting every `chunk` frames, zero-padded past T."""
+    b, t, d = x.shape
+    n = max(1, math.ceil(t / chunk))
+    x = nn.functional.pad(x, (0, 0, 0, n * chunk + context - t))
+    return x.unfold(1, chunk + context, chunk).permute(0, 1, 3, 2)
+
+
+def window_at(x: torch.Tensor, c: int, chunk: int, context: int) -> torch.Tensor:
+    """Window c of (B, T, D): frames [c*chunk, c*chunk + chunk + context), zero-padded past T."""
+    seg = x[:, c * chunk: c * chunk + chunk + context]
+    return nn.functional.pad(seg, (0, 0, 0, chunk + context - seg.shape[1]))
+
+
+def window_lengths(lengths: torch.Tensor, n_chunks: int, chunk: int, context: int) -> torch.Tensor:
+    """Valid frames of each window (B, C): the part of [c*chunk, (c+1)*chunk + context) before the length."""
+    starts = torch.arange(n_chunks, device=lengths.device) * chunk
+    valid = lengths.unsqueeze(1) - starts.unsqueeze(0)
+    return valid.clamp(min=0, max=chunk + context)
+
+
+def _detach(state):
+    if state is None:
+        return None
+    if isinstance(state, tuple):  # LSTM (h, c)
+        return tuple(s.detach() for s in state)
+    return state.detach()
+
+
 def make_rnn(cfg: ModelConfig, input_size: int) -> nn.RNNBase:
     """One unidirectional recurrent layer of the configured type."""
     kwargs = dict(input_size=input_size, hidden_size=cfg.hidden_size, num_layers=1, batch_first=True)
@@ -107,6 +162,27 @@ class RecurrentLayer(nn.Module):
         y_bwd, _ = self.bwd(reverse_within_lengths(x, lengths))
         return torch.cat([y, reverse_within_lengths(y_bwd, lengths)], dim=-1)
 
+    def windows(self, w: torch.Tensor, wlens: torch.Tensor, chunk: int, state=None) -> tuple[torch.Tensor, object]:
+        """The layer over windows (B, C, W, D) → (B, C, W, H or 2H), and its forward state after the last
+        chunk (detached), given the state before the first (`state`, None = zeros). wlens (B, C)."""
+        b, c, w_len, d = w.shape
+        outs = []
+        for i in range(c):
+            main, new_state = self.fwd(w[:, i, :chunk], state)
+            if w_len > chunk:  # right context: continue from the chunk's end state, do not carry it
+                ctx, _ = self.fwd(w[:, i, chunk:], new_state)
+                main = torch.cat([main, ctx], dim=1)
+            outs.append(main)
+            state = _detach(new_state)
+        y = torch.stack(outs, dim=1)
+        if self.bwd is not None:
+            flat = w.reshape(b * c, w_len, d)
+            flat_lens = wlens.reshape(b * c)
+            yb, _ = self.bwd(reverse_within_lengths(flat, flat_lens))
+            yb = reverse_within_lengths(yb, flat_lens).reshape(b, c, w_len, -1)
+            y = torch.cat([y, yb], dim=-1)
+        return y, state
+
 
 class AcousticModel(nn.Module):
     """Log-mel features (B, T, n_mels) → CTC log-probabilities (B, T', vocab) and lengths T'."""
@@ -131,13 +207,41 @@ class AcousticModel(nn.Module):
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x, out_lens = self.frontend(feats, lengths)
         if self.cfg.tbptt_chunk > 0:
-            from asr.chunking import chunked_stack
-
-            x = chunked_stack(self, x, out_lens, self.cfg.tbptt_chunk, self.cfg.right_context)
+            x = self.chunked(x, out_lens, self.cfg.tbptt_chunk, self.cfg.right_context)
         else:
-            for i, rnn in enumerate(self.rnns):
-                if self.norms is not None:
-                    x = self.norms[i](x)
-                x = rnn(self.dropout(x), out_lens)
-        logits = self.head(self.dropout(x))
-        return logits.float().log_softmax(dim=-1), out_lens
+            x = self._stack(x, lambda layer, h, _: layer(h, out_lens))
+        return self.log_probs(x), out_lens
+
+    def _stack(self, x: torch.Tensor, run_layer) -> torch.Tensor:
+        """The one loop over the recurrent layers: optional LayerNorm, dropout, then `run_layer(layer, x, i)`."""
+        for i, layer in enumerate(self.rnns):
+            if self.norms is not None:
+                x = self.norms[i](x)
+            x = run_layer(layer, self.dropout(x), i)
+        return x
+
+    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """Recurrent output (..., H or 2H) → CTC log-probabilities (..., V) in fp32."""
+        return self.head(self.dropout(x)).float().log_softmax(dim=-1)
+
+    def chunked(self, x: torch.Tensor, lengths: torch.Tensor, chunk: int, context: int) -> torch.Tensor:
+        """The recurrent stack over front-end output x (B, T, D) in chunks of `chunk` frames with `context`
+        frames of right context → (B, T, H or 2H)."""
+        b, t, _ = x.shape
+        w = make_windows(x, chunk, context)
+        wlens = window_lengths(lengths.to(x.device), w.shape[1], chunk, context)
+        w = self._stack(w, lambda layer, h, _: layer.windows(h, wlens, chunk)[0])
+        return w[:, :, :chunk].reshape(b, -1, w.shape[-1])[:, :t]
+
+    def chunk_forward(self, window: torch.Tensor, wlens: torch.Tensor, states: list) -> tuple[torch.Tensor, list]:
+        """One window (B, W, D) of front-end output through every layer, from the per-layer forward states
+        before it → log-probs of its chunk frames (B, K, V) and the states after it (detached)."""
+        chunk = self.cfg.tbptt_chunk
+        new_states = list(states)
+
+        def run(layer, h, i):
+            y, new_states[i] = layer.windows(h, wlens.unsqueeze(1), chunk, states[i])
+            return y
+
+        w = self._stack(window.unsqueeze(1), run)
+        return self.log_probs(w[:, 0, :chunk]), new_states

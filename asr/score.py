@@ -8,6 +8,7 @@ from pathlib import Path
 
 import jiwer
 
+from asr.fileio import atomic_path
 from asr.text import normalize
 
 
@@ -44,9 +45,8 @@ def score_files(manifest: str | Path, hyp_file: str | Path, out_dir: str | Path 
     """Score a hypothesis file against a manifest; every manifest utterance must have a hypothesis.
 
     With `out_dir`, writes `wer.json` (the numbers) and `alignments.txt` (reference, hypothesis and
-    word alignment per utterance)."""
-    from asr.decode import read_hypotheses
-    from asr.manifest import ManifestError, read_manifest
+    word alignment per utterance), each atomically."""
+    from asr.manifest import ManifestError, read_hypotheses, read_manifest
 
     utts = read_manifest(manifest)
     hyps = read_hypotheses(hyp_file)
@@ -54,13 +54,18 @@ def score_files(manifest: str | Path, hyp_file: str | Path, out_dir: str | Path 
     if missing:
         raise ManifestError(f"{hyp_file}: no hypothesis for {len(missing)} utterance(s), e.g. {missing[0]}")
     refs = [u.text for u in utts]
+    empty = [u.id for u in utts if not normalize(u.text)]
+    if empty:
+        raise ManifestError(f"{manifest}: utterance {empty[0]} has an empty reference text ({len(empty)} such "
+                            "utterance(s)); word error rates need at least one reference word")
     hyp_list = [hyps[u.id] for u in utts]
     result = compute(refs, hyp_list)
     if out_dir is not None:
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "wer.json").write_text(json.dumps(asdict(result), indent=2) + "\n")
-        (out / "alignments.txt").write_text(alignment_report([u.id for u in utts], refs, hyp_list))
+        with atomic_path(out / "wer.json") as tmp:
+            tmp.write_text(json.dumps(asdict(result), indent=2) + "\n")
+        with atomic_path(out / "alignments.txt") as tmp:
+            tmp.write_text(alignment_report([u.id for u in utts], refs, hyp_list))
     return result
 
 
@@ -92,8 +97,6 @@ def record_result(results_md: str | Path, set_name: str, score: Score, model: st
     rerun replaces its row instead of adding a second; sets are never pooled."""
     import datetime
 
-    from asr.fileio import atomic_path
-
     md = Path(results_md)
     store = md.with_suffix(".json")
     rows = json.loads(store.read_text()) if store.is_file() else []
@@ -113,8 +116,6 @@ def summarize(wer_files: list[str | Path], out: str | Path | None = None, title:
     """A table of several scored sets (e.g. the folds of a leave-one-speaker-out evaluation) with the mean
     and the worst WER over them; each input is a `wer.json` written by `score_files`, named by its folder
     (`EXP/decode/SET/wer.json` → `EXP/SET`). Written to `out` when given; returned either way."""
-    from asr.fileio import atomic_path
-
     if not wer_files:
         raise ValueError("summarize: no wer.json files given")
     rows = []

@@ -53,6 +53,25 @@ class CharTokenizer:
         chars = [self.symbols[i - 1] for i in ids if 0 < i <= len(self.symbols)]
         return _SPACES.sub(" ", "".join(chars)).strip()
 
+    def pieces(self) -> list[str]:
+        """The text of ids 1, 2, ... (every symbol but the blank), in id order."""
+        return list(self.symbols)
+
+    def starts_word(self, token: int) -> bool:
+        """Whether the symbol itself marks the start of a word: never for characters (a space separates)."""
+        return False
+
+    def separates_words(self, token: int) -> bool:
+        """Whether the symbol is the space between words."""
+        return self.symbols[token - 1] == " "
+
+    def spell(self, word: str) -> list[int] | None:
+        """The ids that spell `word` (normalised), or None if it has no spelling in these symbols."""
+        try:
+            return self.encode(word) or None
+        except ValueError:
+            return None
+
     def state(self) -> dict:
         return {"kind": "char", "symbols": list(self.symbols)}
 
@@ -88,6 +107,26 @@ class BpeTokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return self.sp.decode([i - 1 for i in ids if i > 0]).strip()
+
+    def pieces(self) -> list[str]:
+        """The SentencePiece pieces of ids 1, 2, ... (every symbol but the blank), in id order."""
+        return [self.sp.id_to_piece(i) for i in range(self.sp.get_piece_size())]
+
+    def starts_word(self, token: int) -> bool:
+        """Whether the piece begins a word (SentencePiece's leading '\u2581')."""
+        return self.sp.id_to_piece(token - 1).startswith("\u2581")
+
+    def separates_words(self, token: int) -> bool:
+        """Never: BPE has no space symbol, a word starts with its first piece."""
+        return False
+
+    def spell(self, word: str) -> list[int] | None:
+        """The ids of the pieces that spell `word` (as given, not normalised), or None if a piece is unknown."""
+        pieces = self.sp.encode(word, out_type=str)
+        ids = [self.sp.piece_to_id(p) for p in pieces]
+        if not ids or self.sp.unk_id() in ids:
+            return None
+        return [i + 1 for i in ids]
 
     def state(self) -> dict:
         return {"kind": "bpe", "model": self.model_proto}

@@ -4,6 +4,7 @@ exact resume, data-parallel ranks under torchrun, TensorBoard scalars and a PNG 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import random
@@ -19,12 +20,12 @@ from asr import distributed
 from asr.bundle import make_bundle, read_bundle, save_bundle
 from asr.chunking import chunkwise_backward
 from asr.config import Config, ConfigError, save_config, to_dict
-from asr.data import SpeechDataset, collate, epoch_batches, frame_count, make_batches
+from asr.data import EpochSampler, SpeechDataset, epoch_batches, frame_count, make_batches, training_loader
 from asr.decode import batched_log_probs, greedy_ids
 from asr.features import load_cmvn
-from asr.fileio import atomic_path
+from asr.fileio import atomic_path, folder_lock
 from asr.manifest import read_manifest
-from asr.model import AcousticModel
+from asr.model import AcousticModel, flush_denormals
 from asr.score import compute
 from asr.text import build_tokenizer, load_tokenizer, tokenizer_from_state
 
@@ -33,7 +34,7 @@ log = logging.getLogger("asr.train")
 RESUME = "resume.pt"
 # settings that may change between an interrupted run and its resumption; any other change is refused
 RESUMABLE = {"train.max_minutes", "train.num_threads", "train.checkpoint_every", "train.keep_checkpoints",
-             "train.log_every", "train.tensorboard", "train.device"}
+             "train.log_every", "train.tensorboard", "train.device", "data.num_workers", "train.exp_dir"}
 
 
 @dataclass
@@ -47,6 +48,7 @@ class TrainState:
     elapsed: float = 0.0  # seconds of training so far (all sessions)
     epoch_loss: float = 0.0  # summed utterance losses of this rank in the epoch in progress
     epoch_audio: float = 0.0  # seconds of audio of this rank in the epoch in progress
+    epoch_utts: float = 0.0  # utterances this rank trained on in the epoch in progress
     epoch_seconds: float = 0.0
     finished: bool = False
     history: dict = field(default_factory=lambda: {"step": [], "loss": [], "lr": [], "epoch": [], "dev_wer": [],
@@ -134,6 +136,15 @@ def read_resume(exp: Path, cfg: Config) -> dict | None:
     return ckpt
 
 
+def data_fingerprint(utts) -> dict:
+    """What identifies a training set for resuming: its size and a digest of every utterance's id, audio path,
+    duration and text (the audio itself is not read)."""
+    digest = hashlib.sha256()
+    for u in utts:
+        digest.update(f"{u.id}\t{u.audio}\t{u.duration:.4f}\t{u.text}\n".encode())
+    return {"utterances": len(utts), "sha256": digest.hexdigest()}
+
+
 def _load_train_utts(cfg: Config):
     utts = read_manifest(cfg.data.train)
     kept = [u for u in utts if u.duration <= cfg.data.max_duration]
@@ -198,6 +209,14 @@ def _device(cfg: Config) -> torch.device:
     return torch.device(cfg.train.device)
 
 
+def loader_workers(cfg: Config, device: torch.device) -> int:
+    """DataLoader worker processes: data.num_workers, or with -1 four on CUDA and none on a CPU (where the
+    training step already uses every core)."""
+    if cfg.data.num_workers >= 0:
+        return cfg.data.num_workers
+    return 4 if device.type == "cuda" else 0
+
+
 def train(cfg: Config, progress: bool = True) -> Path:
     """Train a model as configured; returns the path of the best model bundle (`EXP/model.pt`).
 
@@ -211,35 +230,48 @@ def train(cfg: Config, progress: bool = True) -> Path:
         distributed.shutdown(d)
 
 
-def _train(cfg: Config, d: distributed.Dist, device: torch.device, progress: bool) -> Path:
-    exp = Path(cfg.train.exp_dir)
-    exp.mkdir(parents=True, exist_ok=True)
-    resume = read_resume(exp, cfg)
-    _setup_logging(exp, d.main)
-    if d.main:
-        save_config(cfg, exp / "config.yaml")
-    bundle_path = exp / "model.pt"
-    if resume is not None and resume["state"]["finished"] and bundle_path.is_file():
-        msg = f"{exp}: training already finished (epoch {resume['state']['epoch'] - 1}); nothing to do"
-        log.info(msg)
-        if progress:
-            tqdm.write(msg)
-        return bundle_path
-    _seed_everything(cfg.train.seed)
-    if cfg.train.num_threads > 0:
-        torch.set_num_threads(cfg.train.num_threads)
-    # Without this, weights pick up subnormal floats as a model trains, and every later step through them
-    # is slow on a CPU: the demo's epochs grew 20-60 % longer (bench/denormal.py). Process-wide setting.
-    torch.set_flush_denormal(True)
+# ---------------------------------------------------------------- set-up
 
-    train_utts = _load_train_utts(cfg)
+
+@dataclass
+class Run:
+    """What the training loop works with: built once by `setup`, then changed only through `state`."""
+    cfg: Config
+    d: distributed.Dist
+    device: torch.device
+    exp: Path
+    tokenizer: object
+    mean: torch.Tensor
+    std: torch.Tensor
+    train_set: SpeechDataset
+    dev_set: SpeechDataset | None
+    lengths: list[int]  # frames of every training utterance, for batching
+    model: AcousticModel
+    net: torch.nn.Module  # the model, or its DistributedDataParallel wrapper
+    optim: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype | None
+    sampler: EpochSampler
+    loader: object  # torch DataLoader over train_set, batched by sampler
+    state: TrainState
+    writer: object = None  # TensorBoard SummaryWriter (rank 0)
+    steps_per_epoch: int = 0
+    last_plot: float = -math.inf
+    fingerprint: dict = field(default_factory=dict)  # of the training data (`data_fingerprint`)
+
+
+def _tokenizer(cfg: Config, resume: dict | None, train_utts):
     if resume is not None:
-        tokenizer = tokenizer_from_state(resume["tokenizer"])
-    elif cfg.tokenizer.file:
-        tokenizer = load_tokenizer(cfg.tokenizer.file)
-    else:
-        tokenizer = build_tokenizer(cfg.tokenizer.kind, [u.text for u in train_utts], cfg.tokenizer.vocab_size,
-                                    cfg.tokenizer.double_letters)
+        return tokenizer_from_state(resume["tokenizer"])
+    if cfg.tokenizer.file:
+        return load_tokenizer(cfg.tokenizer.file)
+    return build_tokenizer(cfg.tokenizer.kind, [u.text for u in train_utts], cfg.tokenizer.vocab_size,
+                           cfg.tokenizer.double_letters)
+
+
+def _datasets(cfg: Config, d: distributed.Dist, resume: dict | None, tokenizer, train_utts, progress: bool):
+    """(training set, dev set or None, CMVN mean, std): training features from the feature cache when
+    configured; statistics from the resume checkpoint, data.cmvn, or computed over the training set."""
     store = None
     if cfg.data.feature_cache:
         from asr.featcache import FeatureCache
@@ -259,214 +291,329 @@ def _train(cfg: Config, d: distributed.Dist, device: torch.device, progress: boo
     if cfg.data.dev and d.main:
         dev_set = SpeechDataset(read_manifest(cfg.data.dev), tokenizer, cfg.features, cache=cfg.data.cache_features)
         dev_set.set_cmvn(mean, std)
+    return train_set, dev_set, mean, std
 
+
+def setup(cfg: Config, d: distributed.Dist, device: torch.device, resume: dict | None, progress: bool) -> Run:
+    """Data, tokenizer, statistics, model, optimiser, mixed precision, loader and logging; restored from
+    `resume` when given."""
+    exp = Path(cfg.train.exp_dir)
+    _seed_everything(cfg.train.seed)
+    if cfg.train.num_threads > 0:
+        torch.set_num_threads(cfg.train.num_threads)
+    flush_denormals()
+    train_utts = _load_train_utts(cfg)
+    tokenizer = _tokenizer(cfg, resume, train_utts)
+    train_set, dev_set, mean, std = _datasets(cfg, d, resume, tokenizer, train_utts, progress)
     model = AcousticModel(cfg.model, cfg.features.n_mels, tokenizer.vocab_size).to(device)
     # fused AdamW: one kernel over all parameters (CPU and CUDA); ~40 % less optimiser time than the loop
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay, fused=True)
     # mixed precision: bf16 autocast (no scaler needed), or fp16 autocast with a gradient scaler (CUDA);
     # the CTC loss always runs in fp32 (ctc_loss casts), as do the optimiser and the master weights
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision)
     if cfg.train.precision == "fp16" and device.type != "cuda":
         raise ConfigError("train.precision=fp16 needs CUDA; use bf16 on CPU")
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.precision == "fp16")
-    state = TrainState()
+    sampler = EpochSampler(d.rank, d.world, cfg.train.seed)
+    loader = training_loader(train_set, sampler, loader_workers(cfg, device), pin_memory=device.type == "cuda")
+    run = Run(cfg, d, device, exp, tokenizer, mean, std, train_set, dev_set,
+              [train_set.frames(i) for i in range(len(train_set))], model, model, optim, scaler, amp_dtype,
+              sampler, loader, TrainState(), fingerprint=data_fingerprint(train_set.utts))
     if resume is not None:
-        model.load_state_dict(resume["model"])
-        optim.load_state_dict(resume["optimizer"])
-        scaler.load_state_dict(resume["scaler"])
-        state = TrainState(**resume["state"])
-        rngs = resume["rng"]
-        if len(rngs) == d.world:
-            set_rng_state(rngs[d.rank], device)
-        else:
-            log.warning("resuming with %d ranks instead of %d: random streams restart from the seed",
-                        d.world, len(rngs))
-            _seed_everything(cfg.train.seed + 7919 * state.step + d.rank)
-        log.info("resuming at epoch %d, batch %d (step %d, %.1f s trained)", state.epoch, state.batch_in_epoch,
-                 state.step, state.elapsed)
-    elif d.rank > 0:  # other ranks: different augmentation and dropout draws (weights come from rank 0)
-        random.seed(cfg.train.seed + d.rank)
-        np.random.seed(cfg.train.seed + d.rank)
-        torch.manual_seed(cfg.train.seed + d.rank)
-
-    net = model
+        restore(run, resume)
+    elif d.rank > 0:  # other ranks: their own dropout draws (weights come from rank 0)
+        _seed_everything(cfg.train.seed + d.rank)
     if d.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    n_params = sum(p.numel() for p in model.parameters())
-    log.info("device %s x %d rank(s), %d training utterances (%.1f min), %d parameters, vocabulary %d%s",
-             device.type, d.world, len(train_set), sum(u.duration for u in train_utts) / 60, n_params,
-             tokenizer.vocab_size, f", features from {store.folder}" if store is not None else "")
-
-    lengths = [train_set.frames(i) for i in range(len(train_set))]
-    bsz, max_frames = cfg.train.batch_size, cfg.train.max_batch_frames
-    steps_per_epoch = len(make_batches(lengths, bsz, max_frames, shuffle=False, shards=d.world))
-    total_steps = steps_per_epoch * cfg.train.epochs
-    budget = cfg.train.max_minutes * 60
-    writer = None
+        run.net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    run.steps_per_epoch = len(make_batches(run.lengths, cfg.train.batch_size, cfg.train.max_batch_frames,
+                                           shuffle=False, shards=d.world))
     if cfg.train.tensorboard and d.main:
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(exp / "tensorboard"), purge_step=state.step if resume is not None else None)
+        run.writer = SummaryWriter(str(exp / "tensorboard"), purge_step=run.state.step if resume is not None else None)
+    log.info("device %s x %d rank(s), %d training utterances (%.1f min), %d parameters, vocabulary %d, "
+             "%d loader worker(s)%s", device.type, d.world, len(train_set),
+             sum(u.duration for u in train_set.utts) / 60, sum(p.numel() for p in model.parameters()),
+             tokenizer.vocab_size, loader.num_workers,
+             f", features from {train_set.store.folder}" if train_set.store is not None else "")
+    return run
 
-    def autocast():
-        if amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device.type, dtype=amp_dtype)
 
-    def save_resume():
-        """Atomic resume checkpoint (all ranks take part: rank 0 collects every rank's RNG states)."""
-        rngs = distributed.gather_objects(rng_state(device), d)
-        if d.main:
-            ckpt = {"format": "asr-resume", "config": to_dict(cfg), "state": asdict(state),
-                    "model": model.state_dict(), "optimizer": optim.state_dict(), "scaler": scaler.state_dict(),
-                    "rng": rngs, "tokenizer": tokenizer.state(), "cmvn": {"mean": mean, "std": std}}
-            with atomic_path(exp / RESUME) as tmp:
-                torch.save(ckpt, tmp)
+# ---------------------------------------------------------------- checkpoint and resume
 
-    start = time.monotonic() - state.elapsed
+
+def save_resume(run: Run) -> None:
+    """Atomic resume checkpoint (all ranks take part: rank 0 collects every rank's RNG states)."""
+    rngs = distributed.gather_objects(rng_state(run.device), run.d)
+    if run.d.main:
+        ckpt = {"format": "asr-resume", "config": to_dict(run.cfg), "state": asdict(run.state),
+                "model": run.model.state_dict(), "optimizer": run.optim.state_dict(),
+                "scaler": run.scaler.state_dict(), "rng": rngs, "tokenizer": run.tokenizer.state(),
+                "cmvn": {"mean": run.mean, "std": run.std}, "data": run.fingerprint}
+        with atomic_path(run.exp / RESUME) as tmp:
+            torch.save(ckpt, tmp)
+
+
+def restore(run: Run, resume: dict) -> None:
+    """Weights, optimiser, scaler, progress and random generators from a resume checkpoint; refused when the
+    training data is not what the interrupted run trained on."""
+    then, now = resume.get("data"), run.fingerprint
+    if then is not None and then != now:
+        raise ConfigError(f"{run.cfg.data.train}: the training data changed since the interrupted run in {run.exp} "
+                          f"({then['utterances']} utterances then, {now['utterances']} now, or other contents); "
+                          f"train in another train.exp_dir, or delete {run.exp / RESUME} to start over")
+    run.model.load_state_dict(resume["model"])
+    run.optim.load_state_dict(resume["optimizer"])
+    run.scaler.load_state_dict(resume["scaler"])
+    run.state = TrainState(**resume["state"])
+    rngs = resume["rng"]
+    if len(rngs) == run.d.world:
+        set_rng_state(rngs[run.d.rank], run.device)
+    else:
+        log.warning("resuming with %d ranks instead of %d: random streams restart from the seed",
+                    run.d.world, len(rngs))
+        _seed_everything(run.cfg.train.seed + 7919 * run.state.step + run.d.rank)
+    log.info("resuming at epoch %d, batch %d (step %d, %.1f s trained)", run.state.epoch, run.state.batch_in_epoch,
+             run.state.step, run.state.elapsed)
+
+
+def save_epoch_checkpoints(run: Run, epoch: int, wer: float | None) -> None:
+    """last.pt, checkpoints/epoch-NNNN.pt (rotated), and best.pt when the dev WER did not get worse."""
+    cfg, exp, state = run.cfg, run.exp, run.state
+    run_state = {"epoch": epoch, "step": state.step, "dev_wer": wer if wer is not None else -1.0}
+    ckpt = make_bundle(run.model, cfg, run.tokenizer, run.mean, run.std, train_state=run_state)
+    save_bundle(ckpt, exp / "last.pt")
+    if cfg.train.keep_checkpoints > 0:
+        save_bundle(ckpt, exp / "checkpoints" / f"epoch-{epoch:04d}.pt")
+        for old in sorted((exp / "checkpoints").glob("epoch-*.pt"))[:-cfg.train.keep_checkpoints]:
+            old.unlink()
+    if wer is None or wer <= state.best_wer:
+        state.best_wer = wer if wer is not None else state.best_wer
+        state.best_epoch = epoch
+        save_bundle(ckpt, exp / "best.pt")
+
+
+# ---------------------------------------------------------------- one step
+
+
+def _autocast(run: Run):
+    if run.amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(run.device.type, dtype=run.amp_dtype)
+
+
+def train_step(run: Run, batch, weight: float, denominator: float, lr: float) -> tuple[torch.Tensor, float | None]:
+    """One optimiser step on this rank's part of a global batch, the same path for full BPTT, truncated BPTT
+    (chunk-wise backward) and data parallelism: the loss is the global batch's summed CTC loss over its size
+    (`denominator` is that size over the ranks, as their gradients are averaged), times `weight` (0 for a
+    stand-in). Returns (this rank's loss, gradient norm before clipping or None)."""
+    cfg, model, scaler = run.cfg, run.model, run.scaler
+    for group in run.optim.param_groups:
+        group["lr"] = lr
+    feats, feat_lens = batch.feats.to(run.device), batch.feat_lens.to(run.device)
+    targets, target_lens = batch.targets.to(run.device), batch.target_lens.to(run.device)
+
+    def loss_fn(lp, ol):
+        return ctc_loss(lp, ol, targets, target_lens, denominator) * weight
+
+    run.optim.zero_grad(set_to_none=True)
+    with _autocast(run):
+        if cfg.model.tbptt_chunk > 0:  # truncated BPTT: activation memory bounded by the chunk
+            loss, _ = chunkwise_backward(model, feats, feat_lens, lambda lp, ol: scaler.scale(loss_fn(lp, ol)))
+            loss = loss / scaler.get_scale() if scaler.is_enabled() else loss
+            if run.d.enabled:
+                distributed.all_reduce_grads(model.parameters(), run.d.world)
+        else:
+            log_probs, out_lens = run.net(feats, feat_lens)
+            loss = loss_fn(log_probs, out_lens)
+            scaler.scale(loss).backward()
+    scaler.unscale_(run.optim)
+    grad_norm = None
+    if cfg.train.grad_clip > 0:
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip))
+    scaler.step(run.optim)
+    scaler.update()
+    return loss.detach(), grad_norm
+
+
+def _log_step(run: Run, epoch: int, loss_value: float, grad_norm: float | None, lr: float, speed: float) -> None:
+    state, writer = run.state, run.writer
+    log.info("epoch %d step %d loss %.4f grad_norm %s lr %.2e audio/s %.1fx", epoch, state.step, loss_value,
+             f"{grad_norm:.2f}" if grad_norm is not None else "-", lr, speed)
+    state.history["step"].append(state.step)
+    state.history["loss"].append(loss_value)
+    state.history["lr"].append(lr)
+    if writer is not None:
+        writer.add_scalar("train/loss", loss_value, state.step)
+        writer.add_scalar("train/lr", lr, state.step)
+        if grad_norm is not None:
+            writer.add_scalar("train/grad_norm", grad_norm, state.step)
+        writer.add_scalar("train/frames_per_second", speed * 1000 / run.cfg.features.hop_ms, state.step)
+
+
+# ---------------------------------------------------------------- one epoch
+
+
+def run_epoch(run: Run, epoch: int, start: float, progress: bool) -> tuple[bool, bool, torch.Tensor | None]:
+    """Train the rest of epoch `epoch` (from state.batch_in_epoch on). Returns (out of time, the epoch ran
+    from its first batch in this session, per-utterance use counts across ranks or None)."""
+    cfg, d, state = run.cfg, run.d, run.state
+    bsz, max_frames = cfg.train.batch_size, cfg.train.max_batch_frames
+    batches = epoch_batches(run.lengths, bsz, max_frames, epoch, seed=cfg.train.seed,
+                            sortagrad=cfg.train.sortagrad, shards=d.world)
+    fresh_epoch = state.batch_in_epoch == 0
+    if fresh_epoch:
+        state.epoch_loss = state.epoch_audio = state.epoch_seconds = state.epoch_utts = 0.0
+    seen = torch.zeros(len(run.train_set), dtype=torch.float64, device=run.device) if d.enabled else None
+    loss_sum = torch.tensor(state.epoch_loss, dtype=torch.float64, device=run.device)
+    total_steps = run.steps_per_epoch * cfg.train.epochs
+    if cfg.train.max_steps:
+        total_steps = min(total_steps, cfg.train.max_steps)
+    budget = cfg.train.max_minutes * 60
+    bar = tqdm(total=len(batches), initial=state.batch_in_epoch, desc=f"epoch {epoch}/{cfg.train.epochs}",
+               unit="batch", disable=not progress)
+    segment_start, segment_seconds = time.monotonic(), state.epoch_seconds
+    run.sampler.set_epoch(epoch, batches, state.batch_in_epoch)
     out_of_time = False
-    last_plot = -math.inf
+    for b, batch in zip(range(state.batch_in_epoch, len(batches)), run.loader):
+        if state.step >= total_steps:  # train.max_steps reached
+            out_of_time = True
+            break
+        elapsed = time.monotonic() - start
+        if budget > 0:
+            elapsed = distributed.all_reduce([elapsed], run.device, d, op="max")[0]  # one decision for all
+            if elapsed >= budget:
+                out_of_time = True
+                break
+        progress_frac = state.step / max(total_steps, 1)
+        if budget > 0:
+            progress_frac = max(progress_frac, elapsed / budget)
+        lr = cfg.train.lr * lr_factor(progress_frac, state.step, cfg.train.warmup_steps, cfg.train.final_lr_ratio)
+        idx, weight = run.sampler.shard(b)
+        if seen is not None and weight:
+            seen[idx] += 1
+        denominator = len(batches[b]) / d.world  # ranks' gradients are averaged: loss = global sum / size
+        loss, grad_norm = train_step(run, batch, weight, denominator, lr)
+        state.step += 1
+        state.batch_in_epoch = b + 1
+        loss_sum += loss.double() * denominator
+        state.epoch_audio += float(batch.feat_lens.sum()) * cfg.features.hop_ms / 1000 * weight
+        state.epoch_utts += len(idx) * weight
+        bar.update(1)
+        if state.step % cfg.train.log_every == 0 or b == len(batches) - 1:
+            seconds = segment_seconds + time.monotonic() - segment_start
+            speed = state.epoch_audio * d.world / max(seconds, 1e-6)
+            loss_value = float(loss) * denominator / max(len(idx), 1)
+            bar.set_postfix(loss=f"{loss_value:.3f}", rtf=f"{speed:.0f}x", lr=f"{lr:.1e}")
+            _log_step(run, epoch, loss_value, grad_norm, lr, speed)
+        if cfg.train.checkpoint_every and state.step % cfg.train.checkpoint_every == 0 and b + 1 < len(batches):
+            state.epoch_loss = float(loss_sum)
+            state.epoch_seconds = segment_seconds + time.monotonic() - segment_start
+            state.elapsed = time.monotonic() - start
+            save_resume(run)
+    bar.close()
+    state.epoch_loss = float(loss_sum)
+    state.epoch_seconds = segment_seconds + time.monotonic() - segment_start
+    state.elapsed = time.monotonic() - start
+    return out_of_time, fresh_epoch, seen
+
+
+def end_of_epoch(run: Run, epoch: int, out_of_time: bool, fresh_epoch: bool, seen, progress: bool) -> None:
+    """The epoch's summary line (loss over the utterances trained on, speed, the seen-once check across
+    ranks), dev WER/CER, epoch checkpoints and the curves (rank 0)."""
+    cfg, d, state = run.cfg, run.d, run.state
+    total_loss, total_audio, total_utts = distributed.all_reduce(
+        [state.epoch_loss, state.epoch_audio, state.epoch_utts], run.device, d)
+    msg = (f"epoch {epoch} done: {int(total_utts)} of {len(run.train_set)} utterances, mean loss "
+           f"{total_loss / max(total_utts, 1):.4f}, {state.epoch_seconds:.1f} s "
+           f"({total_audio / max(state.epoch_seconds, 1e-6):.0f}x real time)")
+    if seen is not None and fresh_epoch and not out_of_time:
+        torch.distributed.all_reduce(seen)
+        if not bool((seen == 1).all()):
+            raise RuntimeError(f"epoch {epoch}: {int((seen != 1).sum())} utterances were not trained on exactly "
+                               "once across ranks")
+        msg += f", each seen exactly once across {d.world} ranks"
+    if not d.main:
+        return
+    wer = None
+    if run.dev_set is not None:
+        wer, cer = evaluate(run.model, run.dev_set, run.tokenizer, run.device)
+        msg += f", dev WER {wer:.2f}% CER {cer:.2f}%"
+        state.history["epoch"].append(epoch)
+        state.history["dev_wer"].append(wer)
+        state.history["dev_cer"].append(cer)
+        if run.writer is not None:
+            run.writer.add_scalar("dev/wer", wer, state.step)
+            run.writer.add_scalar("dev/cer", cer, state.step)
+    log.info(msg)
+    if progress:
+        tqdm.write(msg)
+    save_epoch_checkpoints(run, epoch, wer)
+    if run.writer is not None:
+        run.writer.flush()
+        # the PNG costs ~0.25 s to draw: after every epoch, but at most every 30 s for short epochs
+        if out_of_time or epoch == cfg.train.epochs or time.monotonic() - run.last_plot >= 30:
+            plot_curves(state.history, run.exp / "curves.png")
+            run.last_plot = time.monotonic()
+
+
+# ---------------------------------------------------------------- the run
+
+
+def _train(cfg: Config, d: distributed.Dist, device: torch.device, progress: bool) -> Path:
+    """One run at a time per experiment folder: rank 0 holds its lock (another run gets a clear error; the
+    lock of a killed run is taken over). Temporary files that a killed run left behind are removed."""
+    exp = Path(cfg.train.exp_dir)
+    exp.mkdir(parents=True, exist_ok=True)
+    with folder_lock(exp, "training run") if d.main else contextlib.nullcontext() as previous:
+        if d.main:
+            leftovers = [p for p in (*exp.glob(".*.tmp*"), *exp.glob("checkpoints/.*.tmp*")) if p.is_file()]
+            for p in leftovers:
+                p.unlink()
+        _setup_logging(exp, d.main)
+        if d.main and (previous or leftovers):
+            log.info("%s: taking over from an earlier run that stopped (PID %s); removed %d temporary file(s)",
+                     exp, previous or "unknown", len(leftovers))
+        return _train_locked(cfg, d, device, progress, exp)
+
+
+def _train_locked(cfg: Config, d: distributed.Dist, device: torch.device, progress: bool, exp: Path) -> Path:
+    resume = read_resume(exp, cfg)
+    if d.main:
+        save_config(cfg, exp / "config.yaml")
+    bundle_path = exp / "model.pt"
+    if resume is not None and resume["state"]["finished"] and bundle_path.is_file():
+        msg = f"{exp}: training already finished (epoch {resume['state']['epoch'] - 1}); nothing to do"
+        log.info(msg)
+        if progress:
+            tqdm.write(msg)
+        return bundle_path
+    run = setup(cfg, d, device, resume, progress)
+    state = run.state
+    start = time.monotonic() - state.elapsed
     for epoch in range(state.epoch, cfg.train.epochs + 1):
         state.epoch = epoch
-        batches = epoch_batches(lengths, bsz, max_frames, epoch, seed=cfg.train.seed,
-                                sortagrad=cfg.train.sortagrad, shards=d.world)
-        fresh_epoch = state.batch_in_epoch == 0
-        if fresh_epoch:
-            state.epoch_loss = state.epoch_audio = state.epoch_seconds = 0.0
-        seen = torch.zeros(len(train_set), dtype=torch.float64, device=device) if d.enabled else None
-        loss_sum = torch.tensor(state.epoch_loss, dtype=torch.float64, device=device)
-        bar = tqdm(total=len(batches), initial=state.batch_in_epoch, desc=f"epoch {epoch}/{cfg.train.epochs}",
-                   unit="batch", disable=not progress)
-        segment_start = time.monotonic()
-        segment_seconds = state.epoch_seconds
-        for b in range(state.batch_in_epoch, len(batches)):
-            elapsed = time.monotonic() - start
-            if budget > 0:
-                elapsed = distributed.all_reduce([elapsed], device, d, op="max")[0]  # one decision for all
-                if elapsed >= budget:
-                    out_of_time = True
-                    break
-            progress_frac = state.step / total_steps
-            if budget > 0:
-                progress_frac = max(progress_frac, elapsed / budget)
-            lr = cfg.train.lr * lr_factor(progress_frac, state.step, cfg.train.warmup_steps, cfg.train.final_lr_ratio)
-            for group in optim.param_groups:
-                group["lr"] = lr
-            global_batch = batches[b]
-            idx = distributed.shard(global_batch, d.rank, d.world)
-            weight = 1.0
-            if not idx:  # fewer utterances than ranks (an epoch's last batch): a zero-weight stand-in
-                idx, weight = global_batch[:1], 0.0
-            if seen is not None and weight:
-                seen[idx] += 1
-            batch = collate([train_set[i] for i in idx], [train_set.utts[i].id for i in idx])
-            feats, feat_lens = batch.feats.to(device), batch.feat_lens.to(device)
-            targets, target_lens = batch.targets.to(device), batch.target_lens.to(device)
-            denominator = len(global_batch) / d.world  # ranks' gradients are averaged: loss = global sum / size
-
-            def loss_fn(lp, ol, t=targets, n=target_lens, den=denominator, w=weight):
-                return ctc_loss(lp, ol, t, n, den) * w
-
-            optim.zero_grad(set_to_none=True)
-            with autocast():
-                if cfg.model.tbptt_chunk > 0:  # truncated BPTT: activation memory bounded by the chunk
-                    loss, _ = chunkwise_backward(model, feats, feat_lens, lambda lp, ol: scaler.scale(loss_fn(lp, ol)))
-                    loss = loss / scaler.get_scale() if scaler.is_enabled() else loss
-                    if d.enabled:
-                        distributed.all_reduce_grads(model.parameters(), d.world)
-                else:
-                    log_probs, out_lens = net(feats, feat_lens)
-                    loss = loss_fn(log_probs, out_lens)
-                    scaler.scale(loss).backward()
-            scaler.unscale_(optim)
-            grad_norm = None
-            if cfg.train.grad_clip > 0:
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-            scaler.step(optim)
-            scaler.update()
-            state.step += 1
-            state.batch_in_epoch = b + 1
-            loss_sum += loss.detach().double() * denominator
-            state.epoch_audio += float(batch.feat_lens.sum()) * cfg.features.hop_ms / 1000 * weight
-            bar.update(1)
-            if state.step % cfg.train.log_every == 0 or b == len(batches) - 1:
-                seconds = segment_seconds + time.monotonic() - segment_start
-                speed = state.epoch_audio * d.world / max(seconds, 1e-6)
-                loss_value = float(loss.detach()) * denominator / max(len(idx), 1)
-                bar.set_postfix(loss=f"{loss_value:.3f}", rtf=f"{speed:.0f}x", lr=f"{lr:.1e}")
-                gn = float(grad_norm) if grad_norm is not None else None
-                log.info("epoch %d step %d loss %.4f grad_norm %s lr %.2e audio/s %.1fx", epoch, state.step,
-                         loss_value, f"{gn:.2f}" if gn is not None else "-", lr, speed)
-                state.history["step"].append(state.step)
-                state.history["loss"].append(loss_value)
-                state.history["lr"].append(lr)
-                if writer is not None:
-                    writer.add_scalar("train/loss", loss_value, state.step)
-                    writer.add_scalar("train/lr", lr, state.step)
-                    if gn is not None:
-                        writer.add_scalar("train/grad_norm", gn, state.step)
-                    writer.add_scalar("train/frames_per_second", speed * 1000 / cfg.features.hop_ms, state.step)
-            if cfg.train.checkpoint_every and state.step % cfg.train.checkpoint_every == 0 and b + 1 < len(batches):
-                state.epoch_loss = float(loss_sum)
-                state.epoch_seconds = segment_seconds + time.monotonic() - segment_start
-                state.elapsed = time.monotonic() - start
-                save_resume()
-        bar.close()
-        state.epoch_seconds = segment_seconds + time.monotonic() - segment_start
-        state.elapsed = time.monotonic() - start
-        total_loss, total_audio = distributed.all_reduce([float(loss_sum), state.epoch_audio], device, d)
-        msg = (f"epoch {epoch} done: {len(train_set)} utterances, mean loss {total_loss / max(len(train_set), 1):.4f}, "
-               f"{state.epoch_seconds:.1f} s ({total_audio / max(state.epoch_seconds, 1e-6):.0f}x real time)")
-        if seen is not None and fresh_epoch and not out_of_time:
-            torch.distributed.all_reduce(seen)
-            if not bool((seen == 1).all()):
-                raise RuntimeError(f"epoch {epoch}: {int((seen != 1).sum())} utterances were not trained on exactly "
-                                   "once across ranks")
-            msg += f", each seen exactly once across {d.world} ranks"
-        if d.main:
-            wer = None
-            if dev_set is not None:
-                wer, cer = evaluate(model, dev_set, tokenizer, device)
-                msg += f", dev WER {wer:.2f}% CER {cer:.2f}%"
-                state.history["epoch"].append(epoch)
-                state.history["dev_wer"].append(wer)
-                state.history["dev_cer"].append(cer)
-                if writer is not None:
-                    writer.add_scalar("dev/wer", wer, state.step)
-                    writer.add_scalar("dev/cer", cer, state.step)
-            log.info(msg)
-            if progress:
-                tqdm.write(msg)
-            run_state = {"epoch": epoch, "step": state.step, "dev_wer": wer if wer is not None else -1.0}
-            ckpt = make_bundle(model, cfg, tokenizer, mean, std, train_state=run_state)
-            save_bundle(ckpt, exp / "last.pt")
-            if cfg.train.keep_checkpoints > 0:
-                save_bundle(ckpt, exp / "checkpoints" / f"epoch-{epoch:04d}.pt")
-                for old in sorted((exp / "checkpoints").glob("epoch-*.pt"))[:-cfg.train.keep_checkpoints]:
-                    old.unlink()
-            if wer is None or wer <= state.best_wer:
-                state.best_wer = wer if wer is not None else state.best_wer
-                state.best_epoch = epoch
-                save_bundle(ckpt, exp / "best.pt")
-            if writer is not None:
-                writer.flush()
-                # the PNG costs ~0.25 s to draw: after every epoch, but at most every 30 s for short epochs
-                final = out_of_time or epoch == cfg.train.epochs
-                if final or time.monotonic() - last_plot >= 30:
-                    plot_curves(state.history, exp / "curves.png")
-                    last_plot = time.monotonic()
+        out_of_time, fresh_epoch, seen = run_epoch(run, epoch, start, progress)
+        end_of_epoch(run, epoch, out_of_time, fresh_epoch, seen, progress)
         state.epoch, state.batch_in_epoch = epoch + 1, 0
         state.finished = out_of_time or epoch == cfg.train.epochs
         if state.finished and d.main:
             save_bundle(read_bundle(exp / "best.pt"), bundle_path)
-        save_resume()
+        save_resume(run)
         if out_of_time:
-            log.info("stopping: train.max_minutes=%.1f reached in epoch %d", cfg.train.max_minutes, epoch)
+            by_steps = cfg.train.max_steps and state.step >= cfg.train.max_steps
+            budget = (f"train.max_steps={cfg.train.max_steps}" if by_steps
+                      else f"train.max_minutes={cfg.train.max_minutes:g}")
+            msg = (f"STOPPED EARLY: {budget} reached in epoch {epoch} of {cfg.train.epochs} (step {state.step}); "
+                   "the model is the best of what was trained")
+            log.warning(msg)
+            if progress:
+                tqdm.write(msg)
             break
-    if writer is not None:
-        writer.close()
+    if run.writer is not None:
+        run.writer.close()
     if d.main and not bundle_path.is_file() and (exp / "best.pt").is_file():
         save_bundle(read_bundle(exp / "best.pt"), bundle_path)
     distributed.barrier(d)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr.align import Word, align_words
+from asr.align import Word, align_words, clamp_word
 from asr.audio import SAMPLE_RATE, AudioError, read_blocks
-from asr.bundle import Recognizer
+from asr.fileio import atomic_path
+from asr.recognizer import Recognizer
 from asr.segment import split_at_silences
 
 
@@ -30,6 +33,8 @@ def transcribe_files(recognizer: Recognizer, sources: list, *, words: bool = Fal
     """One Transcript per input (a path, or a binary file object), in order; an unreadable file gives an
     error entry, not an exception. Long files are read incrementally, split at pauses into pieces of at most
     `max_piece_s` seconds, recognised `batch_size` pieces at a time and stitched (memory stays bounded)."""
+    if not max_piece_s > 0:
+        raise ValueError(f"the longest piece (--max-piece-s) must be a positive number of seconds, not {max_piece_s}")
     for source in sources:
         name = str(getattr(source, "name", None) or source)
         try:
@@ -68,13 +73,14 @@ def _recognize(rec: Recognizer, pieces, words: bool, texts: list[str], found: li
         starts.append(start + trimmed)
     lengths = torch.tensor([f.shape[0] for f in feats])
     padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
-    log_probs, out_lens = rec.model(padded.to(rec.device), lengths.to(rec.device))
+    log_probs, out_lens = rec.forward(padded, lengths)
     hyps = rec.decode_log_probs(log_probs, out_lens)
     texts.extend(hyps)
     if words:
         for i, text in enumerate(hyps):
-            found.extend(align_words(log_probs[i, : int(out_lens[i])], text, rec.tokenizer, rec.frame_seconds,
-                                     starts[i] / SAMPLE_RATE))
+            piece_end = (pieces[i][0] + pieces[i][1].shape[0]) / SAMPLE_RATE  # padded frames run past it
+            found.extend(clamp_word(w, piece_end) for w in align_words(
+                log_probs[i, : int(out_lens[i])], text, rec.tokenizer, rec.frame_seconds, starts[i] / SAMPLE_RATE))
 
 
 def _time(seconds: float, sep: str) -> str:
@@ -123,32 +129,14 @@ def stream_transcribe(recognizer: Recognizer, blocks, on_partial=None) -> str:
     `on_partial(text, seconds)` is called whenever a completed chunk changes the hypothesis (seconds of
     audio received so far); the final text is returned. Greedy CTC runs across chunk boundaries exactly as
     on the whole utterance."""
-    from asr.chunking import Streamer
-    from asr.text import BLANK
-
-    streamer = Streamer(recognizer)
-    ids: list[int] = []
-    prev = BLANK
-    received = 0
-
-    def consume(chunks) -> bool:
-        nonlocal prev
-        changed = False
-        for lp in chunks:
-            for t in lp.argmax(dim=-1).tolist():
-                if t != prev and t != BLANK:
-                    ids.append(t)
-                    changed = True
-                prev = t
-        return changed
-
+    stream = recognizer.stream()
+    text = ""
     for block in blocks:
-        block = torch.as_tensor(block, dtype=torch.float32).reshape(-1)
-        received += block.numel()
-        if consume(streamer.push(block)) and on_partial is not None:
-            on_partial(recognizer.tokenizer.decode(ids), received / 16000)
-    consume(streamer.finish())
-    return recognizer.tokenizer.decode(ids)
+        new = stream.accept(block)
+        if new != text and on_partial is not None:
+            on_partial(new, stream.seconds)
+        text = new
+    return stream.finish()
 
 
 def file_blocks(path: str | Path, block_ms: float = 100.0):
@@ -168,9 +156,7 @@ def file_blocks(path: str | Path, block_ms: float = 100.0):
 
 def stdin_blocks(stream, block_ms: float = 100.0):
     """Blocks of samples from raw 16-bit little-endian 16 kHz mono PCM (e.g. `arecord -f S16_LE -r 16000`)."""
-    import numpy as np
-
-    step = max(2, int(16000 * block_ms / 1000) * 2)
+    step = max(2, int(SAMPLE_RATE * block_ms / 1000) * 2)
     carry = b""
     while True:
         data = stream.read(step)
@@ -181,3 +167,75 @@ def stdin_blocks(stream, block_ms: float = 100.0):
         carry = data[usable:]
         if usable:
             yield np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
+
+
+def output_file(output_dir: str | Path, name: str, fmt: str) -> Path:
+    """Where `--output-dir` puts the transcript of input `name` ("-" is stdin)."""
+    ext = {"text": "txt"}.get(fmt, fmt)
+    return Path(output_dir) / f"{'stdin' if name == '-' else Path(name).stem}.{ext}"
+
+
+def transcribe_to_outputs(recognizer: Recognizer, files: list[str], fmt: str = "text", output_dir=None,
+                          with_names: bool = False, max_piece_s: float = 20.0, stdin=None, out=None, err=None) -> int:
+    """Transcribe `files` ("-" = one file read from `stdin`) and write each transcript in `fmt`: to stdout (in
+    order), or one file per input in `output_dir` (written atomically). A file that cannot be read gets one
+    `error:` line on stderr and the others go on. Returns the number of failed files."""
+    out, err = out or sys.stdout, err or sys.stderr
+    if fmt in ("srt", "vtt") and len(files) > 1 and not output_dir:
+        raise ValueError(f"--format {fmt} with several files needs --output-dir (one file per input)")
+    sources = []
+    for f in files:
+        if f == "-":
+            f = io.BytesIO((stdin or sys.stdin.buffer).read())
+            f.name = "<stdin>"
+        sources.append(f)
+    if output_dir:
+        targets: dict[Path, str] = {}
+        for f in files:
+            other = targets.setdefault(output_file(output_dir, f, fmt), f)
+            if other != f:
+                raise ValueError(f"{other} and {f} would both be written to {output_file(output_dir, f, fmt)}; "
+                                 "transcribe them into separate --output-dir folders")
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+    failed = 0
+    words = fmt in ("json", "srt", "vtt")
+    for name, t in zip(files, transcribe_files(recognizer, sources, words=words, max_piece_s=max_piece_s)):
+        if t.error is not None:
+            failed += 1
+            print(f"error: {t.error}", file=err, flush=True)
+            continue
+        text = render(t, fmt)
+        if output_dir:
+            with atomic_path(output_file(output_dir, name, fmt)) as tmp:
+                tmp.write_text(text, encoding="utf-8")
+        elif fmt == "text" and len(files) > 1 and with_names:
+            print(f"{name}\t{t.text}", file=out, flush=True)
+        else:
+            print(text, end="", file=out, flush=True)
+    return failed
+
+
+def stream_to_outputs(recognizer: Recognizer, files: list[str], block_ms: float = 100.0, with_names: bool = False,
+                      stdin=None, out=None, err=None) -> int:
+    """Streaming recognition of each file (or raw PCM from `stdin` for "-"): the algorithmic latency and the
+    partial hypotheses on stderr, each final text on stdout. Returns the number of failed files."""
+    out, err = out or sys.stdout, err or sys.stderr
+    latency = recognizer.stream().latency_ms  # also checks that the model can stream
+    m = recognizer.cfg.model
+    print(f"streaming: algorithmic latency {latency:.0f} ms (chunk {m.tbptt_chunk} + right context "
+          f"{m.right_context} frames of {recognizer.frame_seconds * 1000:.0f} ms)", file=err, flush=True)
+
+    def partial(text, seconds):
+        print(f"partial {seconds:6.2f}s: {text}", file=err, flush=True)
+
+    failed = 0
+    for name in files:
+        blocks = stdin_blocks(stdin or sys.stdin.buffer, block_ms) if name == "-" else file_blocks(name, block_ms)
+        try:
+            text = stream_transcribe(recognizer, blocks, partial)
+        except AudioError as exc:
+            failed += 1
+            print(f"error: {exc}", file=err, flush=True)
+            continue
+        print(f"{name}\t{text}" if with_names else text, file=out, flush=True)
+    return failed

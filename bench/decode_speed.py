@@ -70,10 +70,10 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
 
-    from asr.bundle import Recognizer
     from asr.export import quantize_int8
     from asr.lm import build_arpa, build_lexicon, read_sentences
     from asr.manifest import read_manifest
+    from asr.recognizer import Recognizer
     from asr.score import compute
 
     sets = {}

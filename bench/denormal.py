@@ -3,7 +3,7 @@
 A trained model's LSTM gates saturate, and their gradients underflow into subnormal floats, which x86 CPUs
 process far more slowly than normal ones. This times forward + CTC loss + backward over real batches of the
 demo corpus for a trained model (a bundle from `asr train`) and for the same architecture freshly
-initialised, each with `torch.set_flush_denormal` off and on (the setting `asr train` and the CLI now use).
+initialised, each with `torch.set_flush_denormal` off and on (the setting `asr train` and `asr.recognizer` now use).
 A model trained with flushing on carries no subnormal weights and shows no difference; the slowdown shows
 with models trained before `asr train` turned it on.
 
@@ -32,10 +32,10 @@ def main() -> None:
     args = p.parse_args()
     from common import demo_subset
 
-    from asr.bundle import Recognizer
     from asr.data import collate
     from asr.manifest import read_manifest
     from asr.model import AcousticModel
+    from asr.recognizer import Recognizer
     from asr.train import ctc_loss
 
     torch.set_num_threads(args.threads)

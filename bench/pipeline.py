@@ -7,7 +7,7 @@ batch shapes, both measured in this run with the same threads. The full pipeline
 epoch (the first fills the in-memory feature cache). The bare model is timed before and after it, and the
 mean is used, so that drift of a shared machine shows.
 
-    python bench/pipeline.py [--config conf/demo.yaml] [--utts 240] [--threads 2] [--precision fp32]
+    python bench/pipeline.py [--config conf/demo.yaml] [--utts 240] [--threads 2] [--precision fp32] [--workers N]
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--precision", default="fp32")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=-1, help="data.num_workers (DataLoader worker processes; "
+                   "-1 = the default: 4 on CUDA, 0 on a CPU)")
     args = p.parse_args()
 
     from common import demo_subset, epoch_line
@@ -70,7 +72,7 @@ def main() -> None:
     overrides = [f"data.train={manifest}", "data.dev=", f"train.exp_dir={tmp / 'exp'}", "train.epochs=2",
                  "train.max_minutes=0", f"train.num_threads={args.threads}", "train.checkpoint_every=0",
                  "train.keep_checkpoints=0", "train.tensorboard=false", f"train.precision={args.precision}",
-                 f"train.device={args.device}"]
+                 f"train.device={args.device}", f"data.num_workers={args.workers}"]
     cfg = load_config(args.config, overrides)
     utts = read_manifest(cfg.data.train)
     tok = build_tokenizer(cfg.tokenizer.kind, [u.text for u in utts], cfg.tokenizer.vocab_size,
@@ -87,7 +89,8 @@ def main() -> None:
     after = bare_fps(cfg, tok.vocab_size, shapes, args.threads, torch.device(args.device))
     bare = (before + after) / 2
     print(f"config {args.config.name}, {len(utts)} utterances ({sum(u.duration for u in utts) / 60:.1f} min), "
-          f"{len(shapes)} batches, {args.threads} threads, {args.precision}, {args.device}")
+          f"{len(shapes)} batches, {args.threads} threads, {args.precision}, {args.device}, "
+          f"data.num_workers={args.workers}")
     print(f"bare model fwd+bwd: {before:.0f} / {after:.0f} frames/s (before / after), mean {bare:.0f}")
     print(f"full pipeline, epoch 2: {full:.0f} frames/s ({seconds:.1f} s, {rt:.0f}x real time)")
     print(f"pipeline efficiency: {full / bare:.2f}")

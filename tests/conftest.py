@@ -1,19 +1,41 @@
-"""Shared fixtures: generated tones and small real-speech corpora written into tmp folders."""
+"""Shared fixtures: generated tones, generated speech (tests/speech.py) and small corpora written into tmp
+folders. Nothing here needs ../shared; corpus-scale tests use it when present and the run reports which data
+they used."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+import speech
+from speech import DIGITS, Speech
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("ASR_SHARED_DATA", REPO.parent / "shared" / "data"))
-FSDD = SHARED_DATA / "fsdd" / "recordings"
-LIBRISPEECH_SAMPLE = SHARED_DATA / "librispeech-sample"
-DIGITS = "ZERO ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE".split()
+
+
+def pytest_report_header(config):
+    return [f"shared data: {speech.SHARED_DATA} ({'present' if speech.SHARED_DATA.is_dir() else 'absent'}); "
+            "unit tests use generated speech, corpus-scale tests use the shared data when present"]
+
+
+# tests that train a model or run a recipe (by the fixtures they use, or their module) are `slow`: `make smoke`
+# leaves them out; single slow tests elsewhere carry the mark themselves
+SLOW_FIXTURES = {"digit_corpus", "digits_model"}
+SLOW_MODULES = {"test_recipes", "test_resume", "test_bench", "test_export", "test_reliability"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(item.fixturenames) or item.module.__name__ in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for name, what in sorted(speech.used.items()):
+        terminalreporter.write_line(f"corpus-scale data used: {name}: {what}")
 
 
 def tone(seconds: float = 1.0, sr: int = 16000, freq: float = 440.0, channels: int = 1) -> np.ndarray:
@@ -29,12 +51,10 @@ def tone_file(tmp_path):
     return path
 
 
-def fsdd_files(speakers=("jackson", "nicolas"), takes=range(5, 7), digits=range(10)) -> list[Path]:
-    files = [FSDD / f"{d}_{s}_{t}.wav" for s in speakers for d in digits for t in takes]
-    missing = [f for f in files if not f.is_file()]
-    if missing:
-        raise FileNotFoundError(f"shared test data missing: {missing[0]} (set ASR_SHARED_DATA)")
-    return files
+@pytest.fixture(scope="session")
+def speech_data(tmp_path_factory) -> Speech:
+    """Generated spoken digits and sample corpora (made on first use, shared by the whole session)."""
+    return Speech(tmp_path_factory.mktemp("speech"))
 
 
 def write_librispeech_layout(root: Path, subset: str, files: list[Path], texts: list[str], speaker: int) -> None:
@@ -51,13 +71,13 @@ def write_librispeech_layout(root: Path, subset: str, files: list[Path], texts: 
 
 
 @pytest.fixture(scope="session")
-def digit_corpus(tmp_path_factory) -> Path:
-    """Real spoken digits (FSDD, 8 kHz) in LibriSpeech layout: train (2 speakers) and dev (1 other speaker)."""
+def digit_corpus(tmp_path_factory, speech_data) -> Path:
+    """Spoken digits (FSDD layout, 8 kHz) in LibriSpeech layout: train (2 voices) and dev (1 other voice)."""
     root = tmp_path_factory.mktemp("digits") / "LibriSpeech"
-    for spk_id, spk in ((100, "jackson"), (101, "nicolas")):
-        files = fsdd_files(speakers=(spk,), takes=range(5, 9))
+    for spk_id, spk in ((100, "ava"), (101, "ben")):
+        files = speech_data.digits(speakers=(spk,), takes=range(5, 9))
         write_librispeech_layout(root, "train", files, [DIGITS[int(f.name[0])] for f in files], spk_id)
-    files = fsdd_files(speakers=("theo",), takes=range(0, 1))
+    files = speech_data.digits(speakers=("cal",), takes=range(0, 1))
     write_librispeech_layout(root, "dev", files, [DIGITS[int(f.name[0])] for f in files], 200)
     return root
 

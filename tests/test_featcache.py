@@ -57,6 +57,7 @@ def test_cache_made_with_other_settings_or_incomplete_is_refused(utts, tmp_path)
         FeatureCache(tmp_path / "c")
 
 
+@pytest.mark.slow
 def test_asr_features_then_training_from_the_cache(utts, tmp_path):
     import subprocess
     import sys

@@ -4,7 +4,6 @@ import pytest
 
 from asr.corpus.librispeech import prepare
 from asr.manifest import ManifestError, Utterance, read_manifest, write_manifest
-from conftest import LIBRISPEECH_SAMPLE
 
 
 def test_roundtrip_and_relative_paths(tmp_path):
@@ -41,12 +40,15 @@ def test_duplicate_ids_and_empty_manifest(tmp_path):
         read_manifest(tmp_path / "missing.jsonl")
 
 
-def test_prepare_real_librispeech_sample(tmp_path):
-    counts = prepare(LIBRISPEECH_SAMPLE, tmp_path, progress=False)
+def test_prepare_librispeech_sample(speech_data, tmp_path):
+    sample = speech_data.librispeech_sample()
+    counts = prepare(sample, tmp_path, progress=False)
     assert counts == {"dev-clean": 1, "test-clean": 1}
     (utt,) = read_manifest(tmp_path / "dev-clean.jsonl")
-    assert utt.id == "2412-153948-0000" and utt.speaker == "2412"
-    assert utt.text.startswith("IF THE READER WILL EXCUSE ME")
+    (trans,) = (sample / "LibriSpeech" / "dev-clean").rglob("*.trans.txt")
+    utt_id, text = trans.read_text().split("\n")[0].split(" ", 1)
+    assert utt.id == utt_id and utt.speaker == utt_id.split("-")[0]
+    assert utt.text == text and len(text.split()) > 5
     assert 1.0 < utt.duration < 30.0
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from asr.bundle import read_bundle
-from conftest import FSDD, LIBRISPEECH_SAMPLE, REPO
+from conftest import REPO
 from test_corpus import write_an4
 
 RECIPES = REPO / "recipes"
@@ -62,11 +62,15 @@ def stage_lines(out: str) -> list[str]:
     return [line for line in out.splitlines() if "] stage " in line]
 
 
-def test_fsdd_recipe_end_to_end_and_resume(tmp_path):
-    """Both FSDD evaluations with the short CI config, then a rerun that skips every finished stage."""
+def test_fsdd_recipe_end_to_end_and_resume(speech_data, tmp_path):
+    """Both FSDD evaluations with the short CI config, then a rerun that skips every finished stage. On the
+    real FSDD when ../shared is there (all 2,500 recordings), else on a generated subset."""
     exp = tmp_path / "exp"
-    cmd = ["bash", RECIPES / "fsdd" / "run.sh", "--source", FSDD.parent, "--exp", exp,
+    source = speech_data.fsdd_source()
+    cmd = ["bash", RECIPES / "fsdd" / "run.sh", "--source", source, "--exp", exp,
            "--conf", RECIPES / "fsdd" / "conf" / "ci.yaml"]
+    if source.is_relative_to(speech_data.root):  # the generated subset has a sixth of FSDD's training takes
+        cmd += ["--overrides", "train.epochs=10"]
     r = run(cmd)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     done = stage_lines(r.stdout)
@@ -91,14 +95,15 @@ def test_fsdd_recipe_end_to_end_and_resume(tmp_path):
         "stage 7 score"]
 
 
-def assemble_librispeech(root: Path, n_train: int = 30) -> Path:
-    """A LibriSpeech-layout folder: train-clean-100 from the committed synthetic corpus, dev-clean and
-    test-clean from the real LibriSpeech sample."""
+def assemble_librispeech(root: Path, sample: Path, n_train: int = 30) -> Path:
+    """A LibriSpeech-layout folder: train-clean-100 (two chapters) and train-clean-360 (one) from the committed
+    synthetic corpus, dev-clean and test-clean from the LibriSpeech sample (real, or generated without
+    ../shared)."""
     ls = root / "LibriSpeech"
     synth_train = REPO / "data" / "synth" / "train"
     chapters = sorted(synth_train.glob("*/*"))[:3]
-    for ch in chapters:
-        dest = ls / "train-clean-100" / ch.parent.name / ch.name
+    for i, ch in enumerate(chapters):
+        dest = ls / ("train-clean-100" if i < 2 else "train-clean-360") / ch.parent.name / ch.name
         dest.mkdir(parents=True)
         trans = sorted(ch.glob("*.trans.txt"))[0]
         lines = trans.read_text().splitlines()[: n_train // len(chapters)]
@@ -106,36 +111,34 @@ def assemble_librispeech(root: Path, n_train: int = 30) -> Path:
         for line in lines:
             shutil.copy(ch / f"{line.split()[0]}.ogg", dest)
     for subset in ("dev-clean", "test-clean"):
-        shutil.copytree(LIBRISPEECH_SAMPLE / "LibriSpeech" / subset, ls / subset)
+        shutil.copytree(sample / "LibriSpeech" / subset, ls / subset)
     return root
 
 
-def test_librispeech_recipe_end_to_end(tmp_path):
-    """With a feature cache stage, two data-parallel training processes (gloo on this CPU), and stage 9
-    decoding with an n-gram LM given as a local openslr-11-style folder."""
-    import gzip
-
+def test_librispeech_recipe_end_to_end(speech_data, tmp_path):
+    """Two training subsets (--size 460h: merged at stage 2), a feature cache stage, two data-parallel training
+    processes (gloo on this CPU), and stages 9-13: decoding with an n-gram LM given as a local openslr-11-style
+    folder (the ARPA file already decompressed)."""
     from asr.lm import build_arpa, read_sentences
 
-    src = assemble_librispeech(tmp_path / "src")
+    src = assemble_librispeech(tmp_path / "src", speech_data.librispeech_sample())
     exp = tmp_path / "exp"
     lm_src = tmp_path / "openslr11"
     lm_src.mkdir()
     text = tmp_path / "lm-text.txt"
     text.write_text("\n".join(line.split(" ", 1)[1] for f in sorted(src.rglob("*.trans.txt"))
                               for line in f.read_text().splitlines()) + "\n")
-    build_arpa(read_sentences(text), tmp_path / "lm.arpa", order=3)
-    with gzip.open(lm_src / "3-gram.pruned.1e-7.arpa.gz", "wb") as f:
-        f.write((tmp_path / "lm.arpa").read_bytes())
+    build_arpa(read_sentences(text), lm_src / "3-gram.pruned.1e-7.arpa", order=3)
     (lm_src / "librispeech-vocab.txt").write_text("\n".join(sorted(set(text.read_text().split()))) + "\n")
     r = run(["bash", RECIPES / "librispeech" / "run.sh", "--source", src, "--exp", exp, "--datadir", tmp_path / "data",
              "--conf", RECIPES / "librispeech" / "conf" / "tiny.yaml", "--test-sets", "dev-clean test-clean",
-             "--ngpu", "2", "--feature-cache", "true", "--lm-source", lm_src], cwd=tmp_path)
+             "--size", "460h", "--ngpu", "2", "--feature-cache", "true", "--lm-source", lm_src], cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     names = [line.split("] ")[1].split(":")[0] for line in stage_lines(r.stdout)]
-    assert names == ["stage 1 download", "stage 2 manifests", "stage 2 merge-100h", "stage 3 stats",
-                     "stage 4 tokenizer", "stage 4 features", "stage 5 train", "stage 6 decode", "stage 7 score",
-                     "stage 8 package", "stage 9 lm"]
+    assert names == ["stage 1 download", "stage 2 manifests", "stage 2 merge-train-clean-100+train-clean-360",
+                     "stage 3 stats", "stage 4 tokenizer", "stage 4 features", "stage 5 train", "stage 6 decode",
+                     "stage 7 score", "stage 8 package", "stage 9 lm-download", "stage 10 lexicon", "stage 11 tune",
+                     "stage 12 lm-decode", "stage 13 lm-score"]
     log = (exp / "train.log").read_text()
     assert "x 2 rank(s)" in log and f"features from {exp / 'features'}" in log
     assert "each seen exactly once across 2 ranks" in log
@@ -143,6 +146,82 @@ def test_librispeech_recipe_end_to_end(tmp_path):
     assert sorted(r.split("|")[1].strip() for r in rows) == ["dev-clean", "dev-clean+lm", "test-clean", "test-clean+lm"]
     assert (exp / "final.pt").is_file()
     assert "decoding" in read_bundle(exp / "model-lm.pt")  # tuned LM weight and word bonus
+
+
+def stage_names(out: str) -> list[str]:
+    return [line.split("] ")[1].split(":")[0] for line in stage_lines(out)]
+
+
+def test_librispeech_recipe_on_the_subsets_a_user_has_and_rescoring_refreshes_the_package(speech_data, tmp_path):
+    """With only dev-clean and test-clean: the default sets stop at stage 1 naming the missing subsets and those
+    found; training on dev-clean and testing on test-clean runs stages 1-8. Rescoring (stage 7 again, on changed
+    hypotheses) removes the package's marker, so stage 8 writes a final.pt with the new rows."""
+    exp = tmp_path / "exp"
+    cmd = ["bash", RECIPES / "librispeech" / "run.sh", "--source", speech_data.librispeech_sample(),
+           "--datadir", tmp_path / "data", "--exp", exp, "--conf", RECIPES / "librispeech" / "conf" / "tiny.yaml"]
+    r = run(cmd)
+    assert r.returncode == 1 and "stage 1 download: FAILED" in r.stderr
+    assert "subsets train-clean-100, dev-other, test-other not found (found: dev-clean, test-clean)" in r.stderr
+    cmd += ["--train-sets", "dev-clean", "--test-sets", "test-clean", "--dev-set", "", "--lm", ""]
+    r = run(cmd)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert stage_names(r.stdout) == ["stage 1 download", "stage 2 manifests", "stage 3 stats", "stage 4 tokenizer",
+                                     "stage 5 train", "stage 6 decode", "stage 7 score", "stage 8 package"]
+    assert read_bundle(exp / "model.pt")["config"]["data"]["train"].endswith("/dev-clean.jsonl")
+    [row] = read_bundle(exp / "final.pt")["results"]
+    assert row["set"] == "test-clean" and row["wer"] > 0
+    # rescore: perfect hypotheses, the score marker removed; the package follows
+    hyp = exp / "decode" / "test-clean" / "hyp.jsonl"
+    hyp.write_text((tmp_path / "data" / "manifests" / "test-clean.jsonl").read_text())
+    (exp / ".done" / "stage7.score").unlink()
+    r = run(cmd + ["--stage", "6"])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert stage_names(r.stdout) == ["stage 6 decode", "stage 7 score", "stage 8 package"]
+    assert "stage 6 decode: already done" in r.stdout and "stage 8 package: done" in r.stdout
+    [row] = read_bundle(exp / "final.pt")["results"]
+    assert row["set"] == "test-clean" and row["wer"] == 0
+
+
+def synth_subset(root: Path, per_set: int = 4) -> Path:
+    """A few utterances of each set of the committed synthetic corpus (data/synth), same layout."""
+    for subset in ("train", "dev", "test-seen", "test-unseen"):
+        for ch in sorted((REPO / "data" / "synth" / subset).glob("*/*"))[:2]:
+            dest = root / subset / ch.parent.name / ch.name
+            dest.mkdir(parents=True)
+            trans = sorted(ch.glob("*.trans.txt"))[0]
+            lines = trans.read_text().splitlines()[: per_set // 2]
+            (dest / trans.name).write_text("\n".join(lines) + "\n")
+            for line in lines:
+                shutil.copy(ch / f"{line.split()[0]}.ogg", dest)
+    return root
+
+
+def test_demo_recipe_options_and_stages(tmp_path):
+    """The demo takes the shared options (--help, unknown options and bare key=value rejected, --overrides),
+    honours --stage/--stop-stage, and leaves markers so that a rerun skips finished stages."""
+    demo = RECIPES / "demo" / "run.sh"
+    r = run(["bash", demo, "--help"])
+    assert r.returncode == 0 and all(o in r.stdout for o in ("--stop-stage", "--overrides", "[exp/demo]",
+                                                             "[data/synth]"))
+    r = run(["bash", demo, "--no-such-option", "1"])
+    assert r.returncode == 2 and "unknown option" in r.stderr
+    r = run(["bash", demo, "train.epochs=1"])
+    assert r.returncode == 2 and "unexpected argument" in r.stderr
+    exp = tmp_path / "exp"
+    cmd = ["bash", demo, "--data", synth_subset(tmp_path / "synth"), "--exp", exp,
+           "--overrides", "train.epochs=1 model.hidden_size=32 model.num_layers=1"]
+    r = run(cmd + ["--stop-stage", "2"])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert stage_names(r.stdout) == ["stage 2 manifests"] and "stage 2 manifests: done" in r.stdout
+    assert (exp / "data" / "test-unseen.jsonl").is_file() and not (exp / "model.pt").exists()
+    r = run(cmd + ["--stage", "3", "--stop-stage", "5"])
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert stage_names(r.stdout) == ["stage 5 train"]  # statistics and tokenizer come from `asr train` itself
+    assert read_bundle(exp / "model.pt")["config"]["model"]["hidden_size"] == 32
+    assert not (exp / "decode").exists()
+    r = run(cmd + ["--stop-stage", "5"])
+    assert r.returncode == 0 and stage_names(r.stdout) == ["stage 2 manifests", "stage 5 train"]
+    assert all("already done" in line for line in stage_lines(r.stdout))
 
 
 def test_an4_recipe_end_to_end_from_sphere(tmp_path):

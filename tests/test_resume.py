@@ -34,13 +34,16 @@ def _params(path: Path) -> dict:
 
 
 def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(manifests, tmp_path):
+    """The reference prepares its batches in the training process; the killed run with two DataLoader worker
+    processes, the resumed one with one: each item's augmentation depends only on (seed, epoch, index)."""
     common = BASE + [f"data.train={manifests / 'train.jsonl'}", f"data.dev={manifests / 'dev.jsonl'}",
                      "train.checkpoint_every=3"]
-    train(load_config(None, common + [f"train.exp_dir={tmp_path / 'reference'}"]), progress=False)
+    train(load_config(None, common + [f"train.exp_dir={tmp_path / 'reference'}", "data.num_workers=0"]),
+          progress=False)
 
     exp = tmp_path / "killed"
-    proc = subprocess.Popen(ASR + ["train", "--quiet", "--config", os.devnull, *common, f"train.exp_dir={exp}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(ASR + ["train", "--quiet", "--config", os.devnull, *common, f"train.exp_dir={exp}",
+                                   "data.num_workers=2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while not (exp / "resume.pt").exists():
         assert proc.poll() is None, proc.stderr.read().decode()
@@ -53,8 +56,9 @@ def test_sigkill_at_a_random_step_then_resume_is_bitwise_identical(manifests, tm
     assert not killed_at["finished"]
 
     # `asr train` on the same experiment folder resumes (here in process, as a library call)
-    train(load_config(None, common + [f"train.exp_dir={exp}"]), progress=False)
+    train(load_config(None, common + [f"train.exp_dir={exp}", "data.num_workers=1"]), progress=False)
     log = (exp / "train.log").read_text()
+    assert "2 loader worker(s)" in log and "1 loader worker(s)" in log
     assert f"resuming at epoch {killed_at['epoch']}, batch {killed_at['batch_in_epoch']}" in log
     ref, got = _params(tmp_path / "reference" / "last.pt"), _params(exp / "last.pt")
     assert ref.keys() == got.keys()

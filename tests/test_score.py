@@ -1,8 +1,12 @@
+import errno
 import json
+import os
+from pathlib import Path
 
 import pytest
 
 from asr.decode import write_hypotheses
+from asr.fileio import DiskFullError
 from asr.manifest import ManifestError, Utterance, write_manifest
 from asr.score import compute, score_files
 
@@ -70,3 +74,54 @@ def test_summarize_mean_and_worst(tmp_path):
     text = summarize(files, tmp_path / "S.md")
     assert "| **mean of 2** | 20.00 | 10.00 |" in text and "**worst** (loso-b/test) | 30.00" in text
     assert (tmp_path / "S.md").read_text() == text
+
+
+def disk_full_half_way(monkeypatch, name: str) -> None:
+    """Writing a file whose name contains `name` stops half-way with a full disk (temporary files included)."""
+    real = Path.write_text
+
+    def write_text(self, data, *args, **kwargs):
+        if name not in self.name:
+            return real(self, data, *args, **kwargs)
+        real(self, data[: len(data) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+
+
+@pytest.mark.parametrize("failing", ["wer.json", "alignments.txt"])
+def test_a_report_write_that_fails_half_way_keeps_the_previous_report(tmp_path, monkeypatch, failing):
+    write_manifest([Utterance("u1", "a.wav", 1.0, "s", "THE CAT SAT")], tmp_path / "m.jsonl")
+    write_hypotheses({"u1": "THE CAT SAT"}, tmp_path / "h.jsonl")
+    report = tmp_path / "report"
+    score_files(tmp_path / "m.jsonl", tmp_path / "h.jsonl", report)
+    before = (report / failing).read_text()
+    write_hypotheses({"u1": "A BAT SAT DOWN"}, tmp_path / "h.jsonl")
+    disk_full_half_way(monkeypatch, failing)
+    with pytest.raises(DiskFullError, match="no space left on device while writing"):
+        score_files(tmp_path / "m.jsonl", tmp_path / "h.jsonl", report)
+    assert (report / failing).read_text() == before
+    assert sorted(os.listdir(report)) == ["alignments.txt", "wer.json"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("failing", ["RESULTS.json", "RESULTS.md", "S.md"])
+def test_results_and_summary_writes_that_fail_half_way_keep_the_previous_file(tmp_path, monkeypatch, failing):
+    from asr.score import record_result, summarize
+
+    wer = tmp_path / "exp" / "decode" / "test" / "wer.json"
+    wer.parent.mkdir(parents=True)
+    wer.write_text(json.dumps({"wer": 10.0, "cer": 5.0, "utterances": 5, "ref_words": 5}))
+    md = tmp_path / "exp" / "RESULTS.md"
+    record_result(md, "test", compute(["A B"], ["A B"]))
+    summarize([wer], tmp_path / "S.md")
+    target = tmp_path / failing if failing == "S.md" else md.with_name(failing)
+    before = target.read_text()
+    wer.write_text(json.dumps({"wer": 50.0, "cer": 25.0, "utterances": 5, "ref_words": 5}))
+    disk_full_half_way(monkeypatch, failing)
+    with pytest.raises(DiskFullError, match="no space left on device while writing"):
+        if failing == "S.md":
+            summarize([wer], target)
+        else:
+            record_result(md, "test", compute(["A B"], ["A X"]))
+    assert target.read_text() == before
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]

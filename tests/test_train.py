@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from asr.bundle import Recognizer
 from asr.config import load_config
 from asr.corpus.librispeech import prepare
+from asr.recognizer import Recognizer
 from asr.train import ctc_loss, lr_factor, train
 
 OVERFIT = ["features.speed_perturb=[1.0]", "features.freq_masks=0", "features.time_masks=0",
@@ -65,6 +65,7 @@ def test_ctc_loss_is_finite_when_target_is_too_long():
     assert math.isfinite(float(loss))
 
 
+@pytest.mark.slow
 def test_chunked_training_with_bf16_autocast_learns(digit_corpus, tmp_path):
     """Truncated BPTT (LC-BiGRU chunks, chunk-wise backward) under bf16 autocast on the CPU: the loss falls
     and the checkpoint loads and decodes."""

@@ -26,15 +26,30 @@ class DownloadError(RuntimeError):
     """A download, checksum or extraction failure; the message names the file or URL."""
 
 
-def md5sum(path: str | os.PathLike, progress: bool = False) -> str:
-    h = hashlib.md5()
+def md5sum(path: str | os.PathLike, progress: bool = False, algorithm: str = "md5") -> str:
+    """Hex digest of a file (MD5, or another `hashlib` algorithm such as sha256)."""
+    h = hashlib.new(algorithm)
     path = Path(path)
-    with path.open("rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"md5 {path.name}",
-                                    disable=not progress, leave=False) as bar:
+    with path.open("rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True,
+                                    desc=f"{algorithm} {path.name}", disable=not progress, leave=False) as bar:
         for block in iter(lambda: f.read(CHUNK), b""):
             h.update(block)
             bar.update(len(block))
     return h.hexdigest()
+
+
+def verify(path: str | os.PathLike, size: int | None = None, md5: str | None = None, sha256: str | None = None,
+           progress: bool = False) -> None:
+    """Check a file against whichever of its known size, MD5 and SHA-256 are given; a mismatch raises a
+    DownloadError naming the file."""
+    path = Path(path)
+    if size is not None and path.stat().st_size != size:
+        raise DownloadError(f"{path}: {path.stat().st_size} bytes, expected {size} (truncated or a different file)")
+    for algorithm, want in (("md5", md5), ("sha256", sha256)):
+        if want is not None:
+            got = md5sum(path, progress, algorithm)
+            if got != want:
+                raise DownloadError(f"{path}: {algorithm.upper()} mismatch (expected {want}, got {got})")
 
 
 def is_archive(path: str | os.PathLike) -> bool:

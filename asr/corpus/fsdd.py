@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from asr.audio import AudioError, duration
+from asr.fileio import atomic_path
 from asr.manifest import ManifestError, Utterance, write_manifest
 
 ARCHIVE = "free-spoken-digit-dataset-1.0.10.zip"
@@ -68,7 +69,8 @@ def _take(u: Utterance) -> int:
 
 def prepare(src: str | Path, out_dir: str | Path, progress: bool = True) -> dict[str, int]:
     """Write `conventional/{train,dev,test}.jsonl` and `loso-<spk>/{train,dev,test}.jsonl` under OUT_DIR,
-    plus `words.txt` (the ten words, for constrained decoding). Returns utterances per manifest."""
+    plus `words.txt` (the ten words, for constrained decoding), each file atomically. Returns utterances per
+    manifest."""
     utts = utterances(src, progress)
     out = Path(out_dir)
     speakers = sorted({u.speaker for u in utts})
@@ -89,5 +91,6 @@ def prepare(src: str | Path, out_dir: str | Path, progress: bool = True) -> dict
             raise ManifestError(f"{src}: FSDD split {name} would be empty")
         write_manifest(rows, out / f"{name}.jsonl")
         counts[name] = len(rows)
-    (out / "words.txt").write_text("\n".join(WORDS) + "\n")
+    with atomic_path(out / "words.txt") as tmp:
+        tmp.write_text("\n".join(WORDS) + "\n")
     return counts

@@ -1,64 +1,46 @@
 #!/usr/bin/env bash
-# Offline demo: train on the small synthetic corpus in data/synth, score both test sets, transcribe a file.
-# Usage: recipes/demo/run.sh [--data DIR] [--exp DIR] [--conf FILE] [key=value overrides for asr train ...]
+# Offline demo (`make demo`): train on the small synthetic corpus in data/synth for a 9-minute budget, decode
+# and score both test sets, again with beam search and a 3-gram LM of the training transcripts, and transcribe
+# an example. Stage numbers as in every recipe (recipes/lib/template.sh): 2 manifests, 5 train, 6 decode,
+# 7 score, 8 package, 9 lm-build, 10 lexicon, 11 tune, 12 lm-decode, 13 lm-score, 14 example. The corpus is
+# committed, so there is no download (1); `asr train` computes the statistics and tokenizer itself (no 3-4).
+# Example: recipes/demo/run.sh --overrides "train.max_minutes=2" --exp exp/demo-short
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 
-data=data/synth
-exp=exp/demo
-conf=conf/demo.yaml
-overrides=()
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --data) data=$2; shift 2 ;;
-    --exp) exp=$2; shift 2 ;;
-    --conf) conf=$2; shift 2 ;;
-    -h|--help) sed -n '2,3p' "$0"; exit 0 ;;
-    *=*) overrides+=("$1"); shift ;;
-    *) echo "unknown option: $1" >&2; exit 2 ;;
-  esac
-done
-asr=.venv/bin/asr
-[ -x "$asr" ] || asr=asr
+# --- options ---
+stage=1                 # first stage to run (2 manifests ... 14 example)
+stop_stage=14           # last stage to run
+data=data/synth         # corpus in LibriSpeech layout: train, dev, test-seen, test-unseen
+exp=exp/demo            # experiment folder
+conf=conf/demo.yaml     # training config
+overrides=""            # extra training config overrides, e.g. "train.max_minutes=2 model.hidden_size=128"
+nj=2                    # test sets decoded in parallel
+# --- end options ---
+path_opts="data exp conf"
+. "$(dirname "$0")/../lib/parse_options.sh"
+cd "$(dirname "$0")/../.."  # defaults are relative to the repository root
+. recipes/lib/template.sh
 
-log() { echo "[$(date +%H:%M:%S)] $*"; }
+train_prep=false  # statistics and tokenizer computed by `asr train` (features cached before its time budget)
+test_sets="test-seen test-unseen"
 
-log "stage 1: manifests from $data"
-$asr prepare librispeech "$data" "$exp/data" --quiet
+# _example: the first recording of test-unseen, its reference transcript and the model's hypothesis
+_example() {
+  local audio ref hyp
+  audio=$(find "$data/test-unseen" \( -name '*.ogg' -o -name '*.flac' -o -name '*.wav' \) | sort | sed -n 1p) \
+    || return 1
+  [ -n "$audio" ] || { echo "$data/test-unseen: no recordings" >&2; return 1; }
+  ref=$(grep -h "^$(basename "${audio%.*}") " "$(dirname "$audio")"/*.trans.txt | cut -d' ' -f2-) || return 1
+  hyp=$("$ASR" transcribe --model "$exp/model.pt" "$audio") || return 1
+  echo "example:    $audio"
+  echo "reference:  $ref"
+  echo "hypothesis: $hyp"
+}
 
-log "stage 2: training (config $conf)"
-start=$(date +%s)
-$asr train --config "$conf" data.train="$exp/data/train.jsonl" data.dev="$exp/data/dev.jsonl" \
-  train.exp_dir="$exp" "${overrides[@]}"
-log "training took $(( $(date +%s) - start )) s"
-
-for set in test-seen test-unseen; do
-  log "stage 3: decoding $set"
-  $asr decode --model "$exp/model.pt" --manifest "$exp/data/$set.jsonl" --out "$exp/decode/$set/hyp.jsonl" --quiet
-done
-
-log "stage 4: scoring"
-for set in test-seen test-unseen; do
-  $asr score --manifest "$exp/data/$set.jsonl" --hyp "$exp/decode/$set/hyp.jsonl" \
-    --out-dir "$exp/decode/$set" --name "$set"
-done
-
-log "stage 5: beam search with a 3-gram LM of the training transcripts (asr lm, asr tune on dev)"
-if $asr lm "$exp/data/train.jsonl" "$exp/lm" --model "$exp/model.pt" > /dev/null &&
-   $asr tune --model "$exp/model.pt" --manifest "$exp/data/dev.jsonl" --lm "$exp/lm/lm.arpa" \
-     --lexicon "$exp/lm/lexicon.txt" --out "$exp/model-lm.pt" --quiet | tail -1; then
-  for set in test-seen test-unseen; do
-    $asr decode --model "$exp/model-lm.pt" --manifest "$exp/data/$set.jsonl" --out "$exp/decode-lm/$set/hyp.jsonl" \
-      --lm "$exp/lm/lm.arpa" --lexicon "$exp/lm/lexicon.txt" --quiet > /dev/null
-    $asr score --manifest "$exp/data/$set.jsonl" --hyp "$exp/decode-lm/$set/hyp.jsonl" \
-      --out-dir "$exp/decode-lm/$set" --name "$set (greedy above; beam + LM)"
-  done
-else
-  log "LM decoding skipped (needs the [lm] extra: pip install '.[lm]')"
-fi
-
-example=$(find "$data/test-unseen" \( -name '*.ogg' -o -name '*.flac' \) | sort | sed -n 1p)
-log "stage 6: transcribing $example"
-echo "reference:  $(grep -h "^$(basename "${example%.*}") " "$(dirname "$example")"/*.trans.txt | cut -d' ' -f2-)"
-echo "hypothesis: $($asr transcribe --model "$exp/model.pt" "$example")"
-log "model bundle: $exp/model.pt"
+run_stage 2 manifests "$exp" "$ASR" prepare librispeech "$data" "$exp/data"
+model_stages "$exp/data" "$exp" train dev "$test_sets"
+run_stage 9 lm-build "$exp" "$ASR" lm "$exp/data/train.jsonl" "$exp/lm"
+lm_stages "$exp/data" "$exp" "$exp/lm/lm.arpa" dev "$test_sets"
+run_stage 14 example "$exp" _example
+[ ! -f "$exp/RESULTS.md" ] || cat "$exp/RESULTS.md"
+log "results: $exp/RESULTS.md; model: $exp/final.pt (with the LM: $exp/model-lm.pt)"

@@ -6,8 +6,8 @@
 set -euo pipefail
 
 # --- options ---
-stage=1                  # first stage to run (1 download, 2 manifests, 3-8 per model, 9 speaker summary)
-stop_stage=9             # last stage to run
+stage=1                  # first stage to run (1 download, 2 manifests, 3-8 per model, 14 speaker summary)
+stop_stage=14            # last stage to run
 conf=conf/fsdd.yaml      # training config
 source=""                # local copy of the dataset (archive, or folder holding recordings/); empty = GitHub
 exp=exp/fsdd             # experiment root
@@ -34,7 +34,7 @@ if [ "$loso" = true ]; then
     model_stages "$exp/data/$fold" "$exp/$fold" train dev test
   done
   if compgen -G "$exp/loso-*/decode/test/wer.json" > /dev/null; then
-    run_stage 9 summary "$exp" "$ASR" summarize "$exp"/loso-*/decode/test/wer.json \
+    run_stage 14 summary "$exp" "$ASR" summarize "$exp"/loso-*/decode/test/wer.json \
       --out "$exp/RESULTS-speaker-independent.md" --title "FSDD leave-one-speaker-out ($conf)"
   fi
 fi

@@ -1,0 +1,218 @@
+"""Inference: the one API that the command line, the server and Python users call.
+
+`Recognizer.load(path)` takes any model file (a bundle, or an `asr export` file: TorchScript, int8, ONNX) and
+gives greedy, closed-set or beam-search decoding of features or waveforms. `Stream` is the incremental
+recogniser of a chunk-trained model: `accept(samples)` returns the text so far, `finish()` the final text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from asr.audio import SAMPLE_RATE
+from asr.bundle import build_model, read_bundle
+from asr.config import Config, from_dict
+from asr.decode import best_choices, collapse, greedy_ids
+from asr.export import load_exported
+from asr.features import LogMel, StreamingLogMel, apply_cmvn, trim_bounds, utterance_mean_norm
+from asr.model import flush_denormals
+from asr.text import BLANK, tokenizer_from_state
+
+
+class Recognizer:
+    """A loaded model with its tokenizer and feature normalisation; greedy CTC decoding unless `use_beam`."""
+
+    def __init__(self, bundle: dict, device: str | torch.device = "cpu", model=None):
+        flush_denormals()
+        self.cfg: Config = from_dict(bundle["config"])
+        self.tokenizer = tokenizer_from_state(bundle["tokenizer"])
+        self.mean = bundle["cmvn"]["mean"]
+        self.std = bundle["cmvn"]["std"]
+        self.device = torch.device(device)
+        self.exported = bundle.get("export")  # None, or the format of an `asr export` file
+        self.model = build_model(bundle) if model is None else model
+        self.model.to(self.device).eval()
+        self.logmel = LogMel(self.cfg.features)
+        self.decoding: dict = dict(bundle.get("decoding", {}))  # beam-search defaults stored by `asr tune`
+        self.beam = None  # a BeamDecoder (asr.beam) once use_beam() is called; greedy otherwise
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> Recognizer:
+        """A bundle (.pt) or a file written by `asr export` (TorchScript, int8 TorchScript, ONNX)."""
+        path = Path(path)
+        if path.is_file():
+            exported = load_exported(path)
+            if exported is not None:
+                meta, model = exported
+                return cls(meta, device, model=model)
+        return cls(read_bundle(path), device)
+
+    def use_beam(self, lexicon=None, lm=None, *, beam_size: int | None = None, lm_weight: float | None = None,
+                 word_score: float | None = None) -> None:
+        """Decode with beam search from now on; unset weights come from the bundle's tuned defaults."""
+        from asr.beam import BeamDecoder, BeamOptions  # optional extra (flashlight-text)
+
+        tuned = {**dataclasses.asdict(BeamOptions()), **self.decoding}
+        opts = BeamOptions(beam_size=tuned["beam_size"] if beam_size is None else beam_size,
+                           lm_weight=tuned["lm_weight"] if lm_weight is None else lm_weight,
+                           word_score=tuned["word_score"] if word_score is None else word_score)
+        self.beam = BeamDecoder(self.tokenizer, lexicon, lm, opts)
+
+    def dataset(self, utts):
+        """An evaluation dataset (no augmentation, no caching) normalised with this model's statistics."""
+        from asr.data import SpeechDataset
+
+        ds = SpeechDataset(utts, self.tokenizer, self.cfg.features, train=False, cache=False)
+        ds.set_cmvn(self.mean, self.std)
+        return ds
+
+    @property
+    def frame_seconds(self) -> float:
+        """Duration of one model output frame."""
+        return self.cfg.model.subsampling_factor * self.cfg.features.hop_ms / 1000
+
+    def features(self, wav: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """Mono 16 kHz waveform (N,) → normalised features (T, F) as in training, and the first sample kept
+        by silence trimming (`features.trim_db`), which timestamps are measured from."""
+        fc = self.cfg.features
+        start, end = trim_bounds(wav, fc.trim_db)
+        feats = utterance_mean_norm(self.logmel(wav[start:end]), fc.utterance_mean_norm)
+        return apply_cmvn(feats, self.mean, self.std), start
+
+    @torch.no_grad()
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised, padded features (B, T, F) and lengths (B,) → log-probs (B, T', V) and lengths (B,)."""
+        return self.model(feats.to(self.device), lengths.to(self.device))
+
+    def decode_log_probs(self, log_probs: torch.Tensor, out_lens: torch.Tensor,
+                         choices: list[str] | None = None) -> list[str]:
+        """Greedy CTC, beam search once `use_beam` was called, or with `choices` the allowed transcript of
+        highest CTC likelihood."""
+        if choices:
+            best = best_choices(log_probs, out_lens, [self.tokenizer.encode(c) for c in choices])
+            return [choices[i] for i in best]
+        if self.beam is not None:
+            return self.beam.decode(log_probs, out_lens)
+        return [self.tokenizer.decode(ids) for ids in greedy_ids(log_probs, out_lens)]
+
+    def decode_features(self, feats: torch.Tensor, lengths: torch.Tensor,
+                        choices: list[str] | None = None) -> list[str]:
+        """Normalised, padded features (B, T, F) → one text per utterance (see `decode_log_probs`)."""
+        return self.decode_log_probs(*self.forward(feats, lengths), choices)
+
+    def transcribe_wave(self, wav: torch.Tensor) -> str:
+        """Mono 16 kHz waveform (N,) → text."""
+        feats, _ = self.features(wav)
+        return self.decode_features(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))[0]
+
+    def stream(self) -> Stream:
+        """A new incremental recogniser (chunk-trained models only)."""
+        return Stream(self)
+
+
+class Streamer:
+    """Incremental forward pass of a chunk-trained model: push audio as it arrives, get the log-probabilities
+    of each chunk as soon as its K + R frames (after subsampling) are there.
+
+    Features are computed incrementally and exactly as offline (the same frames, the same reflect padding
+    at both ends of the signal), then normalised and stacked by the model's own front end, so the output
+    equals the offline chunked forward pass on the whole audio."""
+
+    def __init__(self, recognizer: Recognizer):
+        cfg = recognizer.cfg
+        if cfg.model.tbptt_chunk <= 0:
+            raise ValueError("streaming needs a model trained with chunks (model.tbptt_chunk > 0)")
+        if cfg.features.utterance_mean_norm or cfg.features.trim_db > 0:
+            raise ValueError("streaming cannot use features.utterance_mean_norm or trim_db (they need the whole "
+                             "utterance)")
+        if cfg.model.subsampling != "stack":
+            raise ValueError("streaming supports the frame-stacking front end (model.subsampling=stack)")
+        if recognizer.exported:
+            raise ValueError(f"streaming runs a model bundle, not an exported ({recognizer.exported}) model")
+        self.rec = recognizer
+        self.model = recognizer.model
+        self.chunk = cfg.model.tbptt_chunk
+        self.context = cfg.model.right_context if cfg.model.bidirectional else 0
+        self.factor = cfg.model.subsampling_factor
+        self.features = StreamingLogMel(cfg.features)
+        self.pending = torch.zeros(0, cfg.features.n_mels)  # normalised feature frames not yet stacked
+        self.frames = torch.zeros(0, self.model.frontend.out_dim)  # stacked frames not yet consumed
+        self.states = [None] * len(self.model.rnns)
+        self.done = False
+
+    @property
+    def latency_ms(self) -> float:
+        """Algorithmic latency: a chunk's output needs its K frames and R more, each `factor` hops long."""
+        return (self.chunk + self.context) * self.factor * self.rec.cfg.features.hop_ms
+
+    @torch.no_grad()
+    def push(self, samples: torch.Tensor) -> list[torch.Tensor]:
+        """Add 16 kHz mono samples; return log-probabilities (K, V) of every chunk completed by them."""
+        return self._advance(self.features.push(samples), final=False)
+
+    @torch.no_grad()
+    def finish(self) -> list[torch.Tensor]:
+        """End of audio: return the remaining chunks (the last one may be shorter than K)."""
+        if self.done:
+            return []
+        self.done = True
+        return self._advance(self.features.finish(), final=True)
+
+    def _advance(self, feats: torch.Tensor, final: bool) -> list[torch.Tensor]:
+        if feats.numel():
+            self.pending = torch.cat([self.pending, apply_cmvn(feats, self.rec.mean, self.rec.std)])
+        usable = self.pending.shape[0] if final else self.pending.shape[0] - self.pending.shape[0] % self.factor
+        if usable:  # the front end stacks whole groups of frames (the last one zero-padded at the end)
+            stacked, _ = self.model.frontend(self.pending[:usable].unsqueeze(0), torch.tensor([usable]))
+            self.frames = torch.cat([self.frames, stacked[0]])
+            self.pending = self.pending[usable:]
+        out = []
+        while self.frames.shape[0] >= self.chunk + self.context or (final and self.frames.shape[0] > 0):
+            out.append(self._run_chunk())
+        return out
+
+    def _run_chunk(self) -> torch.Tensor:
+        avail = min(self.frames.shape[0], self.chunk + self.context)
+        n_main = min(self.chunk, avail)
+        window = self.frames[:avail].unsqueeze(0)
+        log_probs, self.states = self.model.chunk_forward(window, torch.tensor([avail]), self.states)
+        self.frames = self.frames[n_main:]
+        return log_probs[0, :n_main]
+
+
+class Stream:
+    """Incremental recognition with greedy CTC across chunk boundaries, exactly as on the whole utterance:
+    `accept(samples)` (16 kHz mono) returns the text so far, `finish()` the final text."""
+
+    def __init__(self, recognizer: Recognizer):
+        self.rec = recognizer
+        self.streamer = Streamer(recognizer)
+        self.ids: list[int] = []
+        self.last = BLANK  # best symbol of the last frame seen
+        self.seconds = 0.0  # audio accepted so far
+
+    @property
+    def latency_ms(self) -> float:
+        return self.streamer.latency_ms
+
+    @property
+    def text(self) -> str:
+        return self.rec.tokenizer.decode(self.ids)
+
+    def _consume(self, chunks: list[torch.Tensor]) -> None:
+        for lp in chunks:
+            new, self.last = collapse(lp.argmax(dim=-1).tolist(), self.last)
+            self.ids.extend(new)
+
+    def accept(self, samples) -> str:
+        samples = torch.as_tensor(samples, dtype=torch.float32).reshape(-1)
+        self.seconds += samples.numel() / SAMPLE_RATE
+        self._consume(self.streamer.push(samples))
+        return self.text
+
+    def finish(self) -> str:
+        self._consume(self.streamer.finish())
+        return self.text
