@@ -17,7 +17,8 @@ def test_roundtrip_and_relative_paths(tmp_path):
 @pytest.mark.parametrize("line,message", [
     ("{not json", "not valid JSON"),
     (json.dumps({"id": "x", "audio": "x.wav", "duration": 1.0, "speaker": "s"}), "missing field"),
-    (json.dumps({"id": "x", "audio": "x.wav", "duration": -1, "speaker": "s", "text": "A"}), "must be positive"),
+    (json.dumps({"id": "x", "audio": "x.wav", "duration": -1, "speaker": "s", "text": "A"}),
+     "must be a positive number of seconds"),
     (json.dumps({"id": "x", "audio": "x.wav", "duration": "long", "speaker": "s", "text": "A"}), "must be a number"),
 ])
 def test_bad_line_names_file_and_line(tmp_path, line, message):

@@ -17,9 +17,10 @@ from asr.lm import LmError, check_arpa, check_lexicon
 from asr.manifest import ManifestError, read_manifest
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=8),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                       max_size=3), max_leaves=6)
+# (no subnormal floats: training tests earlier in the run flush them to zero process-wide, see asr.model)
+SCALARS = st.none() | st.booleans() | st.floats(allow_subnormal=False) | st.integers() | st.text(max_size=8)
+JSON_VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
 
 
 @SETTINGS
