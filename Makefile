@@ -27,10 +27,11 @@ lock:
 demo: check-lock $(STAMP)
 	bash recipes/demo/run.sh
 
-# espeak-ng and flite speak the synthetic corpus (asr synth) and the tests' own speech fixtures
+# espeak-ng and flite speak the synthetic corpus (asr synth) and the tests' own speech fixtures; chromium is the
+# browser the web page's test drives (through Playwright, pointed at the system's chromium)
 sysdeps:
-	@command -v espeak-ng >/dev/null && command -v flite >/dev/null || \
-	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng flite >/dev/null; }
+	@command -v espeak-ng >/dev/null && command -v flite >/dev/null && command -v chromium >/dev/null || \
+	  { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng flite chromium >/dev/null; }
 
 # the fast tests, for the edit loop (about a minute)
 smoke: check-lock $(STAMP) sysdeps

@@ -111,21 +111,37 @@ class BeamDecoder:
         self.lexicon = lexicon
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[str]:
+        """The best text of each utterance of log-probabilities (B, T, V) with lengths (B,)."""
+        return [hyps[0][0] if hyps else "" for hyps in self.decode_nbest(log_probs, lengths, 1)]
+
+    def decode_nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor, n: int) -> list[list[tuple[str, float]]]:
+        """Up to `n` distinct texts of each utterance, best first, each with its score: the log-probability of
+        its best CTC path + LM weight x LM log-probability + word score x words (what the search maximises)."""
+        if not (isinstance(n, int) and 1 <= n <= self.options.beam_size):
+            raise LmError(f"the number of hypotheses must be between 1 and the beam size "
+                          f"({self.options.beam_size}), not {n!r}")
         emissions = log_probs.detach().float().cpu()
         if emissions.shape[-1] < len(self.tokens):  # BPE: the silence symbol the model does not have
             emissions = torch.nn.functional.pad(emissions, (0, len(self.tokens) - emissions.shape[-1]), value=-1e4)
-        emissions = emissions.contiguous()
-        results = self._decoder(emissions, lengths.cpu().to(torch.int32))
+        # torchaudio's decoder returns its first `nbest` final hypotheses; for n > 1 take them all, since
+        # several of them can spell one text (a word boundary more or less)
+        self._decoder.nbest = 1 if n == 1 else self.options.beam_size
+        results = self._decoder(emissions.contiguous(), lengths.cpu().to(torch.int32))
         out = []
         for hyps in results:
-            if not hyps:
-                out.append("")
-            elif self.lexicon is not None:
-                out.append(" ".join(w for w in hyps[0].words if w))
-            else:
-                vocab = self.tokenizer.vocab_size
-                out.append(self.tokenizer.decode([int(t) for t in hyps[0].tokens if int(t) < vocab]))
+            best: dict[str, float] = {}
+            for h in hyps:
+                text = self._text(h)
+                best[text] = max(best.get(text, -math.inf), float(h.score))
+            out.append([(text, round(score, 3)) for text, score in
+                        sorted(best.items(), key=lambda kv: -kv[1])[:n]])
         return out
+
+    def _text(self, hyp) -> str:
+        if self.lexicon is not None:
+            return " ".join(w for w in hyp.words if w)
+        vocab = self.tokenizer.vocab_size
+        return self.tokenizer.decode([int(t) for t in hyp.tokens if int(t) < vocab])
 
 
 def tune(recognizer, manifest, lexicon, lm, lm_weights, word_scores, *, beam_size: int = 50,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -29,6 +30,10 @@ def cmd_download(args) -> int:
         from asr.corpus.fsdd import download
 
         dest = download(args.dest, args.source, progress)
+    elif args.corpus == "speech_commands":
+        from asr.corpus.speech_commands import download
+
+        dest = download(args.dest, args.source, progress)
     else:
         from asr.corpus.an4 import download
 
@@ -45,6 +50,10 @@ def cmd_prepare(args) -> int:
         counts = prepare(args.src, args.out, args.subsets or None, progress=progress)
     elif args.corpus == "fsdd":
         from asr.corpus.fsdd import prepare
+
+        counts = prepare(args.src, args.out, progress=progress)
+    elif args.corpus == "speech_commands":
+        from asr.corpus.speech_commands import prepare
 
         counts = prepare(args.src, args.out, progress=progress)
     else:
@@ -158,8 +167,12 @@ def cmd_decode(args) -> int:
     return 0
 
 
+def _wants_beam(args) -> bool:
+    return bool(args.lm or args.lexicon or args.beam_size is not None)
+
+
 def _maybe_beam(rec, args) -> None:
-    if args.lm or args.lexicon or args.beam_size is not None:
+    if _wants_beam(args):
         rec.use_beam(args.lexicon, args.lm, beam_size=args.beam_size, lm_weight=args.lm_weight,
                      word_score=args.word_score)
 
@@ -233,8 +246,12 @@ def cmd_export(args) -> int:
 def cmd_score(args) -> int:
     from asr.score import record_result, score_files
 
-    result = score_files(args.manifest, args.hyp, args.out_dir)
+    result = score_files(args.manifest, args.hyp, args.out_dir, allow_empty=bool(args.classes))
     print(result.summary(args.name))
+    if args.classes:
+        from asr.keyword import score_class_files
+
+        print(score_class_files(args.manifest, args.hyp, args.classes, args.out_dir, args.name).summary(args.name))
     if args.results:
         record_result(args.results, args.name or str(args.manifest), result, args.model_label, args.config_label)
     return 0
@@ -242,23 +259,37 @@ def cmd_score(args) -> int:
 
 def cmd_transcribe(args) -> int:
     from asr.recognizer import Recognizer
-    from asr.transcribe import stream_to_outputs, transcribe_to_outputs
+    from asr.transcribe import check_options, stream_to_outputs, transcribe_to_outputs
 
+    check_options(args.format, args.nbest, _wants_beam(args), args.stream)  # before the model and LM load
     rec = Recognizer.load(args.model, args.device)
     _maybe_beam(rec, args)
     if args.stream:
-        failed = stream_to_outputs(rec, args.files, args.block_ms, args.with_names)
+        failed = stream_to_outputs(rec, args.files, args.block_ms, args.with_names, fmt=args.format,
+                                   output_dir=args.output_dir)
     else:
         failed = transcribe_to_outputs(rec, args.files, args.format, args.output_dir, args.with_names,
-                                       args.max_piece_s)
+                                       args.max_piece_s, nbest=args.nbest)
     return 1 if failed else 0
+
+
+def cmd_serve(args) -> int:
+    from asr.serve import serve
+    from asr.serve_limits import LIMIT_HELP, Limits
+
+    limits = Limits(**{k: getattr(args, k) for k in LIMIT_HELP})
+    limits.check()
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.api_key:
+        print(f"asr serve: warning: listening on {args.host} without --api-key: anyone who can reach it can use it",
+              file=sys.stderr)
+    return serve(args.model, args.host, args.port, args.api_key, limits, args.device)
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asr", description="RNN-CTC speech recognition toolkit.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    corpora = ["librispeech", "fsdd", "an4"]
+    corpora = ["librispeech", "fsdd", "an4", "speech_commands"]
     s = sub.add_parser("download", help="fetch and extract a corpus (or take it from a local --source); "
                                         "librispeech-lm: an openslr 11 ARPA LM and the vocabulary")
     s.add_argument("corpus", choices=[*corpora, "librispeech-lm"])
@@ -274,7 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("prepare", help="write JSON Lines manifests from a corpus on disk")
     s.add_argument("corpus", choices=corpora, help="corpus layout")
-    s.add_argument("src", help="corpus folder (e.g. the one holding LibriSpeech/, recordings/ or an4/)")
+    s.add_argument("src", help="corpus folder (e.g. the one holding LibriSpeech/, recordings/ or an4/; for "
+                               "speech_commands the word folders, or the folder `asr download` filled)")
     s.add_argument("out", help="output folder for <set>.jsonl manifests")
     s.add_argument("--subsets", nargs="*", help="LibriSpeech: subset folder names (default: all found)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -362,26 +394,53 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--results", help="add or replace this set's row in an experiment's RESULTS.md")
     s.add_argument("--model-label", default="", help="model column of the RESULTS.md row")
     s.add_argument("--config-label", default="", help="config column of the RESULTS.md row")
+    s.add_argument("--classes", help="keyword classification (Speech Commands' labels.txt): also the top-1 "
+                   "accuracy over these classes (a transcript that is exactly a class word is that class, an "
+                   "empty one _silence_, any other _unknown_) and a confusion table (--out-dir: accuracy.json, "
+                   "confusion.md); empty references (silence) are then allowed, their decoded words counting "
+                   "as insertions")
     s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("transcribe", help="transcribe audio files (one line of text per file)")
     s.add_argument("--model", required=True, help="model bundle (.pt)")
-    s.add_argument("files", nargs="+",
-                   help="audio files (WAV, FLAC, OGG, ...; any rate and channel count); - reads one from stdin")
+    s.add_argument("files", nargs="+", metavar="INPUT",
+                   help="audio files (WAV, FLAC, OGG, ...; any rate and channel count); folders (their audio "
+                        "files, recursively, in sorted order); @LIST: a file list, one path a line (# comments; "
+                        "relative to the list's folder); - reads one file from stdin")
     s.add_argument("--with-names", action="store_true", help="prefix each line with the file name and a tab")
     s.add_argument("--stream", action="store_true",
                    help="streaming recognition (chunk-trained models): read each file in blocks, or raw 16-bit "
-                        "16 kHz mono PCM from stdin for '-'; partial hypotheses on stderr, final text on stdout")
+                        "16 kHz mono PCM from stdin for '-'; partial hypotheses on stderr, the final transcript "
+                        "on stdout or in --output-dir, in any --format (greedy decoding only)")
     s.add_argument("--block-ms", type=float, default=100.0, help="--stream: audio block size in milliseconds")
     s.add_argument("--format", choices=["text", "json", "srt", "vtt"], default="text",
-                   help="text: one line per file; json: text, duration and words with start/end/score; srt/vtt: "
-                        "subtitles from word timestamps (CTC forced alignment)")
-    s.add_argument("--output-dir", help="write one file per input (<name>.txt|json|srt|vtt) instead of stdout")
+                   help="text: one line per file; json: text, duration, confidence and words with "
+                        "start/end/score; srt/vtt: subtitles from word timestamps (CTC forced alignment)")
+    s.add_argument("--output-dir", help="write one file per input (<name>.txt|json|srt|vtt) instead of stdout; "
+                                        "a folder's files keep their layout under it")
+    s.add_argument("--nbest", type=int, default=1, metavar="N",
+                   help="beam search: up to N best distinct hypotheses per file with their scores (text: the "
+                        "file's name, then one 'score<TAB>text' line each; json: an nbest list)")
     s.add_argument("--max-piece-s", type=float, default=20.0,
                    help="long audio is split at pauses into pieces of at most this many seconds")
     s.add_argument("--device", default="cpu")
     _beam_args(s)
     s.set_defaults(func=cmd_transcribe)
+
+    s = sub.add_parser("serve", help="serve a model over HTTP: OpenAI-compatible /v1/audio/transcriptions, a "
+                                     "Vosk-compatible streaming WebSocket, a web page (the serve extra)")
+    s.add_argument("--model", required=True, help="model file (bundle, TorchScript, int8 or ONNX)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--api-key", default=os.environ.get("ASR_API_KEY"),
+                   help="require 'Authorization: Bearer KEY' (or ?api_key=KEY) on everything but /healthz "
+                        "(default: $ASR_API_KEY; none = open)")
+    s.add_argument("--device", default="cpu")
+    from asr.serve_limits import LIMIT_HELP
+
+    for name, (default, help) in LIMIT_HELP.items():
+        s.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(default), default=default, help=help)
+    s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("export", help="export a model bundle as TorchScript, ONNX or int8 TorchScript (asr "
                                       "transcribe/decode take the result)")

@@ -19,6 +19,7 @@ from asr.decode import best_choices, collapse, greedy_ids
 from asr.export import load_exported
 from asr.features import LogMel, StreamingLogMel, apply_cmvn, trim_bounds, utterance_mean_norm
 from asr.model import flush_denormals
+from asr.pieces import transcribe_source
 from asr.text import BLANK, tokenizer_from_state
 
 
@@ -108,6 +109,14 @@ class Recognizer:
         feats, _ = self.features(wav)
         return self.decode_features(feats.unsqueeze(0), torch.tensor([feats.shape[0]]))[0]
 
+    def transcribe(self, audio, *, sample_rate: int = SAMPLE_RATE, words: bool = True, max_piece_s: float = 20.0):
+        """A file path, a binary file object, or samples ((N,) or (N, channels) floats at `sample_rate`) →
+        a `Transcript` (asr.pieces): text, words with start/end times and confidences, the utterance
+        confidence, the duration. Long audio is split at pauses (pieces of at most `max_piece_s` seconds).
+        An unreadable file raises `asr.audio.AudioError` naming it."""
+        name = str(getattr(audio, "name", "") or (audio if isinstance(audio, str | Path) else ""))
+        return transcribe_source(self, audio, words=words, max_piece_s=max_piece_s, sample_rate=sample_rate, name=name)
+
     def stream(self) -> Stream:
         """A new incremental recogniser (chunk-trained models only)."""
         return Stream(self)
@@ -151,17 +160,26 @@ class Streamer:
     @torch.no_grad()
     def push(self, samples: torch.Tensor) -> list[torch.Tensor]:
         """Add 16 kHz mono samples; return log-probabilities (K, V) of every chunk completed by them."""
-        return self._advance(self.features.push(samples), final=False)
+        return [self.run(*w) for w in self.windows(samples)]
 
     @torch.no_grad()
     def finish(self) -> list[torch.Tensor]:
         """End of audio: return the remaining chunks (the last one may be shorter than K)."""
+        return [self.run(*w) for w in self.windows(None, final=True)]
+
+    @torch.no_grad()
+    def windows(self, samples: torch.Tensor | None, final: bool = False) -> list[tuple[torch.Tensor, int]]:
+        """Add samples (or end the audio with `final`) without running the network: the windows (W, D) of
+        front-end output that are now complete, each with its number of chunk frames. Each goes through
+        `run` (or a batched `chunk_forward_batch`) in order, since a chunk starts from the state of the one
+        before."""
         if self.done:
             return []
-        self.done = True
-        return self._advance(self.features.finish(), final=True)
-
-    def _advance(self, feats: torch.Tensor, final: bool) -> list[torch.Tensor]:
+        if final:
+            self.done = True
+            feats = self.features.finish()
+        else:
+            feats = self.features.push(torch.as_tensor(samples, dtype=torch.float32).reshape(-1))
         if feats.numel():
             self.pending = torch.cat([self.pending, apply_cmvn(feats, self.rec.mean, self.rec.std)])
         usable = self.pending.shape[0] if final else self.pending.shape[0] - self.pending.shape[0] % self.factor
@@ -171,16 +189,51 @@ class Streamer:
             self.pending = self.pending[usable:]
         out = []
         while self.frames.shape[0] >= self.chunk + self.context or (final and self.frames.shape[0] > 0):
-            out.append(self._run_chunk())
+            avail = min(self.frames.shape[0], self.chunk + self.context)
+            n_main = min(self.chunk, avail)
+            out.append((self.frames[:avail], n_main))
+            self.frames = self.frames[n_main:]
         return out
 
-    def _run_chunk(self) -> torch.Tensor:
-        avail = min(self.frames.shape[0], self.chunk + self.context)
-        n_main = min(self.chunk, avail)
-        window = self.frames[:avail].unsqueeze(0)
-        log_probs, self.states = self.model.chunk_forward(window, torch.tensor([avail]), self.states)
-        self.frames = self.frames[n_main:]
+    @torch.no_grad()
+    def run(self, window: torch.Tensor, n_main: int) -> torch.Tensor:
+        """One window through the network from this stream's state → log-probs (n_main, V)."""
+        log_probs, self.states = self.model.chunk_forward(window.unsqueeze(0), torch.tensor([window.shape[0]]),
+                                                          self.states)
         return log_probs[0, :n_main]
+
+
+def _merge_states(states: list, rnn: torch.nn.RNNBase):
+    """Per-stream states of one layer (each None or (1, 1, H), or an LSTM's (h, c)) → one batch state."""
+    if all(s is None for s in states):
+        return None
+    zero = torch.zeros(1, 1, rnn.hidden_size)
+    lstm = isinstance(rnn, torch.nn.LSTM)
+    fill = [(s if s is not None else ((zero, zero) if lstm else zero)) for s in states]
+    if lstm:
+        return torch.cat([h for h, _ in fill], dim=1), torch.cat([c for _, c in fill], dim=1)
+    return torch.cat(fill, dim=1)
+
+
+@torch.no_grad()
+def chunk_forward_batch(model, windows: list[torch.Tensor], states: list[list]) -> tuple[list[torch.Tensor], list]:
+    """One window from each of several streams (W_b, D) through the network in one batch, each from its own
+    per-layer states → each stream's chunk log-probs (K_b, V) and states after it. Padding comes after a
+    window's frames, so (as in `RecurrentLayer`) each stream's valid outputs are those of its window alone."""
+    lens = torch.tensor([w.shape[0] for w in windows])
+    padded = torch.nn.utils.rnn.pad_sequence(list(windows), batch_first=True)
+    merged = [_merge_states([s[i] for s in states], layer.fwd) for i, layer in enumerate(model.rnns)]
+    log_probs, new = model.chunk_forward(padded, lens, merged)
+
+    def pick(state, b):
+        if state is None:
+            return None
+        if isinstance(state, tuple):
+            return tuple(x[:, b:b + 1] for x in state)
+        return state[:, b:b + 1]
+
+    return ([log_probs[b] for b in range(len(windows))],
+            [[pick(layer_state, b) for layer_state in new] for b in range(len(windows))])
 
 
 class Stream:

@@ -29,20 +29,27 @@ class Score:
                 f"{self.utterances} utts]")
 
 
-def compute(refs: list[str], hyps: list[str]) -> Score:
-    """WER and CER (percent) of normalised hypotheses against normalised references."""
+def compute(refs: list[str], hyps: list[str], allow_empty: bool = False) -> Score:
+    """WER and CER (percent) of normalised hypotheses against normalised references.
+
+    With `allow_empty`, a reference may be empty (a keyword task's silence): every word and character
+    decoded for it counts as an insertion."""
     refs = [normalize(r) for r in refs]
     hyps = [normalize(h) for h in hyps]
-    if not refs or any(not r for r in refs):
+    if not refs or (not allow_empty and any(not r for r in refs)):
         raise ValueError("every reference must contain at least one word")
+    if not any(refs):
+        raise ValueError("no reference contains a word")
     words = jiwer.process_words(refs, hyps)
     chars = jiwer.process_characters(refs, hyps)
     return Score(100 * words.wer, 100 * chars.cer, words.substitutions, words.deletions, words.insertions,
                  sum(len(r.split()) for r in refs), len(refs))
 
 
-def score_files(manifest: str | Path, hyp_file: str | Path, out_dir: str | Path | None = None) -> Score:
-    """Score a hypothesis file against a manifest; every manifest utterance must have a hypothesis.
+def score_files(manifest: str | Path, hyp_file: str | Path, out_dir: str | Path | None = None,
+                allow_empty: bool = False) -> Score:
+    """Score a hypothesis file against a manifest; every manifest utterance must have a hypothesis. Empty
+    references are refused unless `allow_empty` (see `compute`).
 
     With `out_dir`, writes `wer.json` (the numbers) and `alignments.txt` (reference, hypothesis and
     word alignment per utterance), each atomically."""
@@ -55,11 +62,11 @@ def score_files(manifest: str | Path, hyp_file: str | Path, out_dir: str | Path 
         raise ManifestError(f"{hyp_file}: no hypothesis for {len(missing)} utterance(s), e.g. {missing[0]}")
     refs = [u.text for u in utts]
     empty = [u.id for u in utts if not normalize(u.text)]
-    if empty:
+    if empty and not allow_empty:
         raise ManifestError(f"{manifest}: utterance {empty[0]} has an empty reference text ({len(empty)} such "
                             "utterance(s)); word error rates need at least one reference word")
     hyp_list = [hyps[u.id] for u in utts]
-    result = compute(refs, hyp_list)
+    result = compute(refs, hyp_list, allow_empty)
     if out_dir is not None:
         out = Path(out_dir)
         with atomic_path(out / "wer.json") as tmp:
@@ -108,8 +115,26 @@ def record_result(results_md: str | Path, set_name: str, score: Score, model: st
     title = md.parent.name or "results"
     with atomic_path(md) as tmp:
         tmp.write_text(f"# Results: {title}\n\nGreedy or constrained decoding as the experiment's decode stage "
-                       f"ran it; one row per test set (never pooled).\n\n" + RESULTS_HEADER +
-                       "".join(_results_row(r) for r in rows))
+                       f"ran it; one row per test set (never pooled).\n\n" + training_note(md.parent) +
+                       RESULTS_HEADER + "".join(_results_row(r) for r in rows))
+
+
+def training_note(exp: Path) -> str:
+    """A RESULTS.md line on how far the experiment's training went (from exp/training.json), loud when a
+    time or step budget stopped it before its planned epochs."""
+    path = exp / "training.json"
+    try:
+        t = json.loads(path.read_text())
+        planned, last = int(t["epochs_planned"]), int(t["last_epoch"])
+    except FileNotFoundError:
+        return ""
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return f"Training summary {path} unreadable ({e}).\n\n"
+    if t.get("stopped_early"):
+        return (f"**Training STOPPED EARLY: {t['stopped_early']}.** These numbers are for a model trained "
+                f"{last - 1} full epoch(s) of the {planned} planned, plus part of epoch {last}.\n\n")
+    return (f"Training: {last} of {planned} epochs, {t.get('steps', '?')} steps, "
+            f"best epoch {t.get('best_epoch', '?')}.\n\n")
 
 
 def summarize(wer_files: list[str | Path], out: str | Path | None = None, title: str = "summary") -> str:
@@ -133,6 +158,10 @@ def summarize(wer_files: list[str | Path], out: str | Path | None = None, title:
     lines += [f"| {n} | {o['wer']:.2f} | {o['cer']:.2f} | {o['utterances']} | {o['ref_words']} |" for n, o in rows]
     lines += [f"| **mean of {len(rows)}** | {sum(wers) / len(wers):.2f} | {sum(cers) / len(cers):.2f} | | |",
               f"| **worst** ({rows[worst][0]}) | {wers[worst]:.2f} | {cers[worst]:.2f} | | |", ""]
+    for exp in sorted({Path(f).parent.parent.parent for f in wer_files}):
+        note = training_note(exp)
+        if "STOPPED EARLY" in note or "unreadable" in note:
+            lines += [f"{exp.name}: {note.strip()}", ""]
     text = "\n".join(lines)
     if out is not None:
         with atomic_path(out) as tmp:

@@ -71,6 +71,20 @@ def ctc_loss(log_probs: torch.Tensor, out_lens: torch.Tensor, targets: torch.Ten
     return loss / (denominator if denominator is not None else log_probs.shape[0])
 
 
+SUMMARY = "training.json"
+
+
+def write_summary(exp: Path, cfg: Config, state: TrainState, last_epoch: int, stopped: str) -> None:
+    """exp/training.json: how far training went, read by `asr score --results` for RESULTS.md."""
+    import json
+
+    summary = {"epochs_planned": cfg.train.epochs, "last_epoch": last_epoch, "steps": state.step,
+               "best_epoch": state.best_epoch, "training_seconds": round(state.elapsed, 1),
+               "stopped_early": stopped or None}
+    with atomic_path(exp / SUMMARY) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+
+
 def _setup_logging(exp: Path, main: bool) -> None:
     log.setLevel(logging.INFO)
     for h in list(log.handlers):
@@ -169,7 +183,7 @@ def evaluate(model: AcousticModel, ds: SpeechDataset, tokenizer, device: torch.d
         hyps += [tokenizer.decode(ids) for ids in greedy_ids(log_probs, out_lens)]
         refs += [ds.utts[i].text for i in idx]
     model.train()
-    score = compute(refs, hyps)
+    score = compute(refs, hyps, allow_empty=True)  # a keyword corpus's silence clips have no words
     return score.wer, score.cer
 
 
@@ -602,15 +616,19 @@ def _train_locked(cfg: Config, d: distributed.Dist, device: torch.device, progre
         if state.finished and d.main:
             save_bundle(read_bundle(exp / "best.pt"), bundle_path)
         save_resume(run)
+        stopped = ""
         if out_of_time:
             by_steps = cfg.train.max_steps and state.step >= cfg.train.max_steps
             budget = (f"train.max_steps={cfg.train.max_steps}" if by_steps
                       else f"train.max_minutes={cfg.train.max_minutes:g}")
-            msg = (f"STOPPED EARLY: {budget} reached in epoch {epoch} of {cfg.train.epochs} (step {state.step}); "
-                   "the model is the best of what was trained")
+            stopped = f"{budget} reached in epoch {epoch} of {cfg.train.epochs} (step {state.step})"
+            msg = f"STOPPED EARLY: {stopped}; the model is the best of what was trained"
             log.warning(msg)
             if progress:
                 tqdm.write(msg)
+        if state.finished and d.main:
+            write_summary(exp, cfg, state, epoch, stopped)
+        if out_of_time:
             break
     if run.writer is not None:
         run.writer.close()

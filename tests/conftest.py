@@ -23,7 +23,7 @@ def pytest_report_header(config):
 
 # tests that train a model or run a recipe (by the fixtures they use, or their module) are `slow`: `make smoke`
 # leaves them out; single slow tests elsewhere carry the mark themselves
-SLOW_FIXTURES = {"digit_corpus", "digits_model"}
+SLOW_FIXTURES = {"digit_corpus", "digits_model", "chunked_digits_model"}
 SLOW_MODULES = {"test_recipes", "test_resume", "test_bench", "test_export", "test_reliability"}
 
 
@@ -96,5 +96,23 @@ def digits_model(digit_corpus, tmp_path_factory):
     cfg = load_config(None, [f"data.train={out / 'data/train.jsonl'}", f"train.exp_dir={out / 'exp'}",
                              "train.epochs=30", "model.hidden_size=64", "model.num_layers=2", "train.batch_size=8",
                              "model.conv_channels=8", "features.speed_perturb=[1.0]", "train.tensorboard=false",
+                             "train.lr=0.005", "train.warmup_steps=10"])
+    return out, train(cfg, progress=False)
+
+
+@pytest.fixture(scope="session")
+def chunked_digits_model(digit_corpus, tmp_path_factory):
+    """As `digits_model`, but latency-controlled (chunks of 4 frames of 30 ms, 2 frames of right context):
+    the model that streams partial results. (manifest folder, bundle path)."""
+    from asr.config import load_config
+    from asr.corpus.librispeech import prepare
+    from asr.train import train
+
+    out = tmp_path_factory.mktemp("chunked-digits-model")
+    prepare(digit_corpus, out / "data", progress=False)
+    cfg = load_config(None, [f"data.train={out / 'data/train.jsonl'}", f"train.exp_dir={out / 'exp'}",
+                             "train.epochs=30", "model.hidden_size=64", "model.num_layers=2", "train.batch_size=8",
+                             "model.subsampling=stack", "model.subsampling_factor=3", "model.tbptt_chunk=4",
+                             "model.right_context=2", "features.speed_perturb=[1.0]", "train.tensorboard=false",
                              "train.lr=0.005", "train.warmup_steps=10"])
     return out, train(cfg, progress=False)

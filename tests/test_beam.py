@@ -1,5 +1,6 @@
 """CTC beam search (asr.beam) on constructed emissions: lexicon-free, lexicon-constrained, with an n-gram LM."""
 
+import math
 import subprocess
 import sys
 
@@ -92,3 +93,29 @@ def test_missing_flashlight_gives_the_install_hint():
             "try:\n    BeamDecoder(CharTokenizer())\nexcept LmError as e:\n    print(e)\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "pip install 'asr[lm]'" in r.stdout, r.stdout + r.stderr
+
+
+def test_nbest_lists_distinct_texts_best_first_with_their_scores(lm_files):
+    tok = CharTokenizer()
+    lp, lens = emissions(tok, I_SEA, [{"-": 1}] * 3)
+    free = BeamDecoder(tok, None, None, BeamOptions(beam_size=20))
+    (sea, see, *rest), silent = free.decode_nbest(lp, lens, 3)
+    # the last frame is A (0.6) or E (0.4) after a blank: two spellings whose scores are their path log-probs
+    assert (sea[0], see[0]) == ("I SEA", "I SEE") and len(rest) == 1 and rest[0][0] not in ("I SEA", "I SEE")
+    def path_score(symbols: str) -> float:
+        return sum(float(lp[0, t, 0 if c == "-" else tok.symbols.index(c) + 1]) for t, c in enumerate(symbols))
+
+    assert sea[1] == pytest.approx(path_score("I SE-A"), abs=1e-3) and sea[1] == pytest.approx(math.log(0.6), abs=0.03)
+    assert see[1] == pytest.approx(path_score("I SE-E"), abs=1e-3) and see[1] == pytest.approx(math.log(0.4), abs=0.03)
+    assert sea[1] > see[1] > rest[0][1]
+    assert silent[0] == ("", pytest.approx(0.0, abs=0.01))
+    assert [hyps[0][0] for hyps in free.decode_nbest(lp, lens, 1)] == free.decode(lp, lens) == ["I SEA", ""]
+    with_lm = BeamDecoder(tok, lm_files / "lexicon.txt", lm_files / "lm.arpa", BeamOptions(beam_size=20, lm_weight=1.0))
+    (first, second), _ = with_lm.decode_nbest(lp, lens, 2)
+    assert (first[0], second[0]) == ("I SEE", "I SEA") and first[1] > second[1]  # the LM reorders them
+    with pytest.raises(LmError, match="between 1 and the beam size"):
+        free.decode_nbest(lp, lens, 21)
+    # a last frame of word boundary (0.3) or blank (0.7): two paths that both spell "HI" are one hypothesis
+    lp, lens = emissions(tok, [{"H": 1}, {"I": 1}, {" ": 0.3}])
+    (hi, other), = free.decode_nbest(lp, lens, 2)
+    assert hi[0] == "HI" and other[0] != "HI" and hi[1] > other[1]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -317,6 +318,18 @@ def test_a_step_budget_stops_two_runs_at_the_same_step_with_the_same_weights(dig
         assert "STOPPED EARLY: train.max_steps=7 reached in epoch 1 of 50 (step 7)" in log, log
         weights.append(torch.load(tmp_path / name / "last.pt", weights_only=True)["model"])
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # the early stop reaches RESULTS.md and the speaker summary, not only the log
+    from asr.score import Score, record_result, summarize
+
+    for name in ("a", "b"):
+        record_result(tmp_path / name / "RESULTS.md", "test", Score(10.0, 5.0, 1, 0, 0, 8, 4))
+        (tmp_path / name / "decode" / "test").mkdir(parents=True)
+        score = asdict(Score(10.0, 5.0, 1, 0, 0, 8, 4))
+        (tmp_path / name / "decode" / "test" / "wer.json").write_text(json.dumps(score))
+    results = (tmp_path / "a" / "RESULTS.md").read_text()
+    assert "**Training STOPPED EARLY: train.max_steps=7 reached in epoch 1 of 50 (step 7).**" in results, results
+    text = summarize(sorted(tmp_path.glob("?/decode/test/wer.json")))
+    assert "a: **Training STOPPED EARLY" in text and "b: **Training STOPPED EARLY" in text, text
 
 
 def test_mel_filters_that_would_be_empty_are_refused_at_config_time():

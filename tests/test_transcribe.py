@@ -1,4 +1,4 @@
-"""Long audio in bounded memory, word timestamps, subtitle formats, stdin."""
+"""Long audio in bounded memory, word timestamps, subtitle formats, stdin, n-best lists."""
 
 import json
 import subprocess
@@ -8,6 +8,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+
+from asr.audio import read_blocks
+from asr.cli import main
+from asr.lm import build_arpa, build_lexicon
+from asr.recognizer import Recognizer
+from asr.segment import split_at_silences
+from speech import DIGITS
 
 
 @pytest.fixture(scope="module")
@@ -73,3 +80,43 @@ def test_formats_and_stdin(model, speech_data, tmp_path):
     r = subprocess.run([sys.executable, "-m", "asr", "transcribe", "--model", str(model), str(wav), str(wav),
                         "--format", "srt"], capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "needs --output-dir" in r.stderr and not r.stdout
+
+
+def test_nbest_hypotheses_with_a_lexicon_and_lm_in_text_and_json(model, speech_data, tmp_path, capsys):
+    rec = Recognizer.load(model)
+    build_arpa([[w] for w in DIGITS] + [[a, b] for a in DIGITS for b in DIGITS], tmp_path / "lm.arpa", order=2)
+    build_lexicon(DIGITS, rec.tokenizer, tmp_path / "lexicon.txt")
+    clips = [sf.read(f, dtype="float32")[0] for f in speech_data.digits(speakers=("cal",), takes=(1,), digits=(3, 7))]
+    two = tmp_path / "two.wav"  # two digits and a pause: --max-piece-s 1 splits it, and the pieces' lists are joined
+    sf.write(two, np.concatenate([clips[0], np.zeros(4000, np.float32), clips[1]]), 8000)
+    one = speech_data.digits(speakers=("ava",), takes=(6,), digits=(5,))[0]
+    beam = ["--model", str(model), "--lm", str(tmp_path / "lm.arpa"), "--lexicon", str(tmp_path / "lexicon.txt"),
+            "--beam-size", "16", "--max-piece-s", "1", str(two), str(one)]
+    assert main(["transcribe", *beam]) == 0
+    best = capsys.readouterr().out.splitlines()
+    assert main(["transcribe", *beam, "--nbest", "3"]) == 0
+    lists: dict[str, list] = {}
+    for line in capsys.readouterr().out.splitlines():  # each file's name, then "score<TAB>text" lines
+        if "\t" not in line:
+            lists[line] = []
+        else:
+            lists[list(lists)[-1]].append(line.split("\t"))
+    assert list(lists) == [str(two), str(one)]
+    assert len(list(split_at_silences(read_blocks(two), 1.0))) >= 2  # the first file's pieces' lists were joined
+    assert len(lists[str(two)]) == 3  # a confident one-word file may have fewer within the beam
+    for hyps, text in zip(lists.values(), best):
+        scores, texts = zip(*hyps)
+        assert texts[0] == text and len(set(texts)) == len(texts)  # the 1-best decoding first; all distinct
+        assert all(w in DIGITS for t in texts for w in t.split())
+        assert [float(s) for s in scores] == sorted((float(s) for s in scores), reverse=True)
+
+    assert main(["transcribe", *beam, "--nbest", "2", "--format", "json"]) == 0
+    objs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [len(obj["nbest"]) for obj in objs] == [2, len(lists[str(one)][:2])]
+    for obj, text in zip(objs, best):
+        assert obj["nbest"][0]["text"] == obj["text"] == text
+        assert [h["score"] for h in obj["nbest"]] == [float(s) for s, _ in lists[obj["file"]][:2]]
+        assert 0 < obj["confidence"] <= 1 and obj["confidence"] == rec.transcribe(obj["file"], max_piece_s=1).confidence
+
+    assert main(["transcribe", "--model", str(model), str(one), "--nbest", "2"]) == 2  # greedy: one hypothesis
+    assert "--nbest 2 needs beam search" in capsys.readouterr().err

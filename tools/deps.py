@@ -29,7 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = REPO / "pyproject.toml"
 LOCK = REPO / "requirements-lock.txt"
-LOCKED_EXTRAS = ("dev", "lm", "export")
+LOCKED_EXTRAS = ("dev", "lm", "export", "serve")
 UV_VERSION = "0.13.9"  # the lock's resolver and the default installer; pinned like everything else
 LOCK_PLATFORM = "x86_64-manylinux_2_28"
 LOCK_PYTHON = "3.11"

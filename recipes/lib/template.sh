@@ -15,7 +15,7 @@
 #   14 summary      the recipe's last word: FSDD's speaker summary, the demo's example transcription
 #
 # The calling recipe sets: stage, stop_stage, conf, nj, overrides, and where used corpus, source, decode_opts,
-# ngpu, feature_cache, train_prep, tune_opts; then calls
+# score_opts, ngpu, feature_cache, train_prep, tune_opts; then calls
 #   corpus_stages DOWNLOAD_DIR MANIFEST_DIR MARKER_DIR       (stages 1-2)
 #   model_stages  MANIFEST_DIR EXP TRAIN DEV "TEST ..."      (stages 3-8)
 #   lm_stages     MANIFEST_DIR EXP ARPA DEV "TEST ..."       (stages 10-13; stage 9, making ARPA, is the recipe's)
@@ -87,8 +87,10 @@ _score_sets() {
   shift 5
   local set
   for set in "$@"; do
+    # shellcheck disable=SC2086
     "$ASR" score --manifest "$manifests/$set.jsonl" --hyp "$dir/$set/hyp.jsonl" --out-dir "$dir/$set" \
-      --name "$set$suffix" --results "$exp/RESULTS.md" --model-label "$label" --config-label "$conf" || return 1
+      --name "$set$suffix" --results "$exp/RESULTS.md" --model-label "$label" --config-label "$conf" \
+      ${score_opts:-} || return 1
   done
 }
 
