@@ -39,7 +39,7 @@ smoke: check-lock $(STAMP) sysdeps
 
 # everything (what CI runs)
 test: check-lock $(STAMP) sysdeps
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check asr tests bench tools

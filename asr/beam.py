@@ -137,6 +137,16 @@ class BeamDecoder:
                         sorted(best.items(), key=lambda kv: -kv[1])[:n]])
         return out
 
+    def stream(self) -> BeamStream:
+        """An incremental search over log-probs arriving chunk by chunk (one stream at a time per decoder)."""
+        return BeamStream(self)
+
+    def _emissions(self, log_probs: torch.Tensor) -> torch.Tensor:
+        emissions = log_probs.detach().float().cpu()
+        if emissions.shape[-1] < len(self.tokens):  # BPE: the silence symbol the model does not have
+            emissions = torch.nn.functional.pad(emissions, (0, len(self.tokens) - emissions.shape[-1]), value=-1e4)
+        return emissions.contiguous()
+
     def _text(self, hyp) -> str:
         if self.lexicon is not None:
             return " ".join(w for w in hyp.words if w)
@@ -170,3 +180,34 @@ def tune(recognizer, manifest, lexicon, lm, lm_weights, word_scores, *, beam_siz
     (w, s), wer = min(table.items(), key=lambda kv: (kv[1], kv[0]))
     return {"lm_weight": w, "word_score": s, "beam_size": beam_size, "dev_wer": wer,
             "tuned_on": str(manifest)}, table
+
+
+class BeamStream:
+    """The beam search of a `BeamDecoder` run incrementally (flashlight's decode_begin / decode_step /
+    decode_end): `step(log_probs)` with each chunk (K, V) as it arrives, `text` the best hypothesis so far
+    (with a lexicon, only its finished words), `finish()` the final text. Fed the chunks of a whole utterance,
+    it ends where the one-call search of the concatenated log-probs ends."""
+
+    def __init__(self, beam: BeamDecoder):
+        self.beam = beam
+        self.decoder = beam._decoder
+        self.decoder.nbest = 1
+        self.decoder.decode_begin()
+        self.done = False
+
+    def step(self, log_probs: torch.Tensor) -> None:
+        if log_probs.shape[0]:
+            self.decoder.decode_step(self.beam._emissions(log_probs))
+
+    @property
+    def text(self) -> str:
+        best = self.decoder._to_hypo([self.decoder.decoder.get_best_hypothesis(0)])
+        return self.beam._text(best[0]) if best else ""
+
+    def finish(self) -> str:
+        if not self.done:
+            self.decoder.decode_end()
+            self.done = True
+        hyps = self.decoder.get_final_hypothesis()
+        return self.beam._text(hyps[0]) if hyps else ""
+

@@ -147,22 +147,34 @@ def stream_transcript(recognizer: Recognizer, blocks, on_partial=None, *, words:
                       name: str = "") -> Transcript:
     """Recognise audio arriving as blocks of 16 kHz mono samples with a chunk-trained model → its Transcript.
 
-    Greedy CTC runs across chunk boundaries exactly as on the whole utterance. `on_partial(text, seconds)` is
+    Greedy CTC runs across chunk boundaries exactly as on the whole utterance; after `use_beam`, the beam search
+    (with its lexicon and LM) runs incrementally over the chunks instead. `on_partial(text, seconds)` is
     called whenever a completed chunk changes the hypothesis (seconds of audio received so far). With `words`
     the chunks' log-probs are kept (V floats per output frame) and the final text is aligned to them."""
     streamer = Streamer(recognizer)
     greedy = _GreedyChunks(keep=words)
+    beam = recognizer.beam.stream() if recognizer.beam is not None else None  # else greedy
     text, samples = "", 0
+
+    def add(chunks: list[torch.Tensor]) -> str:
+        greedy.add(chunks)
+        if beam is None:
+            return recognizer.tokenizer.decode(greedy.ids)
+        for lp in chunks:
+            beam.step(lp)
+        return beam.text
+
     for block in blocks:
         block = torch.as_tensor(block, dtype=torch.float32).reshape(-1)
         samples += block.numel()
-        greedy.add(streamer.push(block))
-        new = recognizer.tokenizer.decode(greedy.ids)
+        new = add(streamer.push(block))
         if new != text and on_partial is not None:
             on_partial(new, samples / SAMPLE_RATE)
         text = new
-    greedy.add(streamer.finish())
-    text, seconds = recognizer.tokenizer.decode(greedy.ids), samples / SAMPLE_RATE
+    text = add(streamer.finish())
+    if beam is not None:
+        text = beam.finish()
+    seconds = samples / SAMPLE_RATE
     found = ()
     if words and greedy.kept:
         found = tuple(clamp_word(w, seconds) for w in align_words(torch.cat(greedy.kept), text,
@@ -240,12 +252,9 @@ def check_options(fmt: str = "text", nbest: int = 1, beam: bool = False, stream:
     mode (`stream`) that do not go together."""
     if not (isinstance(nbest, int) and nbest >= 1):
         raise ValueError(f"--nbest must be a whole number of at least 1, not {nbest!r}")
-    if stream and beam:
-        raise ValueError("--stream does not support beam search (--lm, --lexicon, --beam-size) yet: it decodes "
-                         "greedily chunk by chunk; leave those options out, or transcribe without --stream")
     if stream and nbest > 1:
-        raise ValueError("--stream does not support --nbest yet (it decodes greedily); transcribe without "
-                         "--stream, with beam search, for n-best lists")
+        raise ValueError("--stream does not support --nbest yet (it gives the best hypothesis as the audio "
+                         "arrives); transcribe without --stream for n-best lists")
     if nbest > 1 and not beam:
         raise ValueError(NBEST_NEEDS_BEAM.format(n=nbest))
     if nbest > 1 and fmt not in ("text", "json"):

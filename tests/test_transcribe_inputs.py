@@ -100,7 +100,6 @@ def test_options_that_do_not_go_together_are_refused_in_one_line(untrained, tone
                            (["--nbest", "0"], "--nbest must be a whole number of at least 1, not 0"),
                            (["--nbest", "2", "--beam-size", "4", "--format", "srt"], "needs --format text or json"),
                            (["--nbest", "5", "--beam-size", "4"], "--nbest 5 is more than the beam size (4)"),
-                           (["--stream", "--beam-size", "4"], "--stream does not support beam search"),
                            (["--stream", "--nbest", "2"], "--stream does not support --nbest")):
         assert main(["transcribe", "--model", untrained, str(tone_file), *extra]) == 2, extra
         captured = capsys.readouterr()
@@ -150,3 +149,25 @@ def test_streaming_writes_json_and_subtitles_as_the_offline_transcription_does(c
                      "--output-dir", str(tmp_path / (mode[0][2:] if mode else "offline"))]) == 0
     assert (tmp_path / "stream" / "three.srt").read_text() == (tmp_path / "offline" / "three.srt").read_text()
     assert (tmp_path / "stream" / "three.srt").read_text().startswith("1\n00:00:0")
+
+
+def test_streaming_beam_search_with_a_lexicon_and_lm_ends_as_the_offline_search(chunked_digits_model, three_digits,
+                                                                              tmp_path, capfd):
+    """The beam search runs incrementally over the chunks (flashlight's decode_step) and ends with the text of
+    the one-call search over the whole file; lexicon-free beam search too."""
+    folder, model = chunked_digits_model
+    lm = tmp_path / "lm"
+    assert main(["lm", str(folder / "data" / "train.jsonl"), str(lm), "--model", str(model)]) == 0
+    capfd.readouterr()
+    for beam in (["--beam-size", "8"], ["--lm", str(lm / "lm.arpa"), "--lexicon", str(lm / "lexicon.txt")]):
+        assert main(["transcribe", "--model", str(model), str(three_digits), "--format", "json", *beam]) == 0
+        offline = json.loads(capfd.readouterr().out)
+        assert main(["transcribe", "--stream", "--block-ms", "50", "--model", str(model), str(three_digits),
+                     "--format", "json", *beam]) == 0
+        captured = capfd.readouterr()
+        streamed = json.loads(captured.out)
+        assert offline["text"] and streamed["text"] == offline["text"], (beam, streamed, offline)
+        assert [w["word"] for w in streamed["words"]] == offline["text"].split()
+        partials = [line.split(": ", 1)[1] for line in captured.err.splitlines() if line.startswith("partial")]
+        assert partials and partials[-1] != "" and len(set(partials)) >= 2, captured.err
+
