@@ -76,6 +76,11 @@ def read_blocks(source, block_s: float = 30.0, sample_rate: int = SAMPLE_RATE):
         raise AudioError(f"{name}: audio is empty (0 samples)")
 
 
+def pcm16(data: bytes) -> np.ndarray:
+    """Raw 16-bit little-endian PCM (an even number of bytes) → float32 samples in [-1, 1)."""
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+
+
 def resample(wav: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE) -> np.ndarray:
     """Band-limited resampling of a mono float32 signal (torchaudio's sinc interpolation)."""
     wav = np.ascontiguousarray(wav, dtype=np.float32)

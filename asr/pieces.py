@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from asr.align import Word, align_words, clamp_word
-from asr.audio import SAMPLE_RATE, read_blocks
+from asr.audio import SAMPLE_RATE, read_blocks, resample
 from asr.segment import split_at_silences
 from asr.text import BLANK
 
@@ -40,11 +40,7 @@ def samples_16k(samples, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
         raise ValueError(f"samples must be (N,) or (N, channels), not of shape {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError("samples contain NaN or infinite values")
-    if sample_rate != SAMPLE_RATE:
-        import torchaudio
-
-        x = torchaudio.functional.resample(torch.from_numpy(x), int(sample_rate), SAMPLE_RATE).numpy()
-    return np.ascontiguousarray(x)
+    return resample(x, int(sample_rate), SAMPLE_RATE)
 
 
 def transcribe_source(recognizer, source, *, words: bool = False, max_piece_s: float = 20.0,

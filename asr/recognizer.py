@@ -243,8 +243,7 @@ class Stream:
     def __init__(self, recognizer: Recognizer):
         self.rec = recognizer
         self.streamer = Streamer(recognizer)
-        self.ids: list[int] = []
-        self.last = BLANK  # best symbol of the last frame seen
+        self.greedy = GreedyChunks()
         self.seconds = 0.0  # audio accepted so far
 
     @property
@@ -253,19 +252,49 @@ class Stream:
 
     @property
     def text(self) -> str:
-        return self.rec.tokenizer.decode(self.ids)
-
-    def _consume(self, chunks: list[torch.Tensor]) -> None:
-        for lp in chunks:
-            new, self.last = collapse(lp.argmax(dim=-1).tolist(), self.last)
-            self.ids.extend(new)
+        return self.rec.tokenizer.decode(self.greedy.ids)
 
     def accept(self, samples) -> str:
         samples = torch.as_tensor(samples, dtype=torch.float32).reshape(-1)
         self.seconds += samples.numel() / SAMPLE_RATE
-        self._consume(self.streamer.push(samples))
+        self.greedy.add(self.streamer.push(samples))
         return self.text
 
     def finish(self) -> str:
-        self._consume(self.streamer.finish())
+        self.greedy.add(self.streamer.finish())
         return self.text
+
+
+class GreedyChunks:
+    """Greedy CTC over consecutive chunks of log-probs (K, V), collapsing across chunk boundaries exactly as
+    over the whole utterance: the symbols so far, the confidence terms of the whole (as `confidence_terms`
+    over the concatenation), the blank frames at the end, and, with `keep`, the chunks themselves. `last`
+    carries the collapse on into a following instance (a server's next segment)."""
+
+    def __init__(self, keep: bool = False, last: int = BLANK):
+        self.ids: list[int] = []
+        self.last = last  # best symbol of the last frame seen
+        self.trailing = 0  # blank frames since the last symbol (or since the start)
+        self.keep = keep
+        self.kept: list[torch.Tensor] = []
+        self.symbols = [0.0, 0]  # posterior sum and count of the best path's symbols
+        self.frames = [0.0, 0]  # ... and of all frames, for a path without symbols
+
+    def add(self, chunks: list[torch.Tensor]) -> None:
+        for lp in chunks:
+            best = lp.max(dim=-1)
+            path = best.indices.tolist()
+            new, self.last = collapse(path, self.last)
+            self.ids.extend(new)
+            symbols = [i for i, b in enumerate(path) if b != BLANK]
+            self.trailing = len(path) - 1 - symbols[-1] if symbols else self.trailing + len(path)
+            posteriors = best.values.exp()
+            chosen = posteriors[best.indices != BLANK]
+            self.symbols = [self.symbols[0] + float(chosen.sum()), self.symbols[1] + chosen.numel()]
+            self.frames = [self.frames[0] + float(posteriors.sum()), self.frames[1] + posteriors.numel()]
+            if self.keep:
+                self.kept.append(lp)
+
+    def confidence(self) -> float:
+        total, count = self.symbols if self.symbols[1] else self.frames
+        return round(total / count, 4) if count else 0.0

@@ -29,13 +29,11 @@ import numpy as np
 import torch
 
 from asr.align import align_words
-from asr.audio import SAMPLE_RATE, AudioError, read_blocks
-from asr.decode import collapse
+from asr.audio import SAMPLE_RATE, AudioError, pcm16, read_blocks
 from asr.pieces import Transcript, _Pieces, piece_features, samples_16k
-from asr.recognizer import Recognizer, Streamer, chunk_forward_batch
+from asr.recognizer import GreedyChunks, Recognizer, Streamer, chunk_forward_batch
 from asr.segment import split_at_silences
 from asr.serve_limits import Limits
-from asr.text import BLANK
 from asr.transcribe import cues, render
 
 log = logging.getLogger("asr.serve")
@@ -184,47 +182,30 @@ class ChunkSession:
         self.rec = engine.rec
         self.streamer = Streamer(self.rec)
         self.endpoint_frames = max(1, round(endpoint_s / self.rec.frame_seconds))
-        self.ids: list[int] = []
-        self.last = BLANK
-        self.lps: list[torch.Tensor] = []  # log-probs of the open segment
+        self.segment = GreedyChunks(keep=True)  # the open segment (its chunks kept for word times)
         self.seg_start = 0  # output frame where the open segment starts
         self.frames = 0  # output frames so far
-        self.trailing = 0  # blank frames at the end of the open segment
-        self.texts: list[str] = []
 
     async def _advance(self, windows) -> list[dict]:
         results = []
         for window, n_main in windows:
             lp, self.streamer.states = await self.engine.chunk(window, self.streamer.states)
-            lp = lp[:n_main]
-            best = lp.argmax(dim=-1).tolist()
-            new, self.last = collapse(best, self.last)
-            self.ids.extend(new)
-            self.lps.append(lp)
-            self.frames += len(best)
-            symbols = [i for i, b in enumerate(best) if b != BLANK]
-            self.trailing = len(best) - 1 - symbols[-1] if symbols else self.trailing + len(best)
-            if self.ids and self.trailing >= self.endpoint_frames:
+            self.segment.add([lp[:n_main]])
+            self.frames += n_main
+            if self.segment.ids and self.segment.trailing >= self.endpoint_frames:
                 results.append(self._close_segment())
         return results
 
     def _close_segment(self) -> dict:
-        text = self.rec.tokenizer.decode(self.ids)
-        lp = torch.cat(self.lps) if self.lps else torch.zeros(0, 1)
-        fs = self.rec.frame_seconds
-        words = align_words(lp, text, self.rec.tokenizer, fs, self.seg_start * fs) if text else []
-        self.ids, self.lps, self.seg_start, self.trailing = [], [], self.frames, 0
-        if text:
-            self.texts.append(text)
+        seg, fs = self.segment, self.rec.frame_seconds
+        text = self.rec.tokenizer.decode(seg.ids)
+        words = align_words(torch.cat(seg.kept), text, self.rec.tokenizer, fs, self.seg_start * fs) if text else []
+        self.segment, self.seg_start = GreedyChunks(keep=True, last=seg.last), self.frames
         return {"text": text, "result": _words_json(words)}
-
-    @property
-    def partial(self) -> str:
-        return self.rec.tokenizer.decode(self.ids)
 
     async def audio(self, samples: np.ndarray) -> dict:
         results = await self._advance(self.streamer.windows(torch.from_numpy(samples)))
-        return results[-1] if results else {"partial": self.partial}
+        return results[-1] if results else {"partial": self.rec.tokenizer.decode(self.segment.ids)}
 
     async def finish(self) -> dict:
         await self._advance(self.streamer.windows(None, final=True))
@@ -249,7 +230,6 @@ class SegmentSession:
         self.max_segment = int(max_segment_s * SAMPLE_RATE)
         self.last_partial = 0
         self.partial = ""
-        self.texts: list[str] = []
 
     def _update_vad(self, samples: np.ndarray) -> None:
         for i in range(0, samples.shape[0], self.FRAME):
@@ -276,8 +256,6 @@ class SegmentSession:
         self.start += seg.shape[0]
         self.buf, self.silent, self.speech, self.last_partial, self.partial = np.zeros(0, np.float32), 0, False, 0, ""
         text, words = await self._recognise(seg, offset) if seg.shape[0] else ("", [])
-        if text:
-            self.texts.append(text)
         return {"text": text, "result": words}
 
     async def audio(self, samples: np.ndarray) -> dict:
@@ -302,10 +280,6 @@ class SegmentSession:
 def new_session(engine: Engine, limits: Limits):
     return ChunkSession(engine, limits.endpoint_s) if engine.rec.cfg.model.tbptt_chunk > 0 else \
         SegmentSession(engine, limits.endpoint_s)
-
-
-def pcm16(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
 
 
 class ApiError(Exception):

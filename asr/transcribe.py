@@ -14,12 +14,10 @@ import numpy as np
 import torch
 
 from asr.align import align_words, clamp_word
-from asr.audio import SAMPLE_RATE, AudioError, read_blocks
-from asr.decode import collapse
+from asr.audio import SAMPLE_RATE, AudioError, pcm16, read_blocks
 from asr.fileio import atomic_path
 from asr.pieces import NBEST_NEEDS_BEAM, Transcript, confidence_terms, samples_16k, transcribe_source  # noqa: F401
-from asr.recognizer import Recognizer, Streamer
-from asr.text import BLANK
+from asr.recognizer import GreedyChunks, Recognizer, Streamer
 
 # what a folder argument of `asr transcribe` is searched for (suffixes, any case); soundfile reads them all
 AUDIO_SUFFIXES = (".aif", ".aifc", ".aiff", ".au", ".caf", ".flac", ".mp3", ".oga", ".ogg", ".opus", ".rf64",
@@ -152,7 +150,7 @@ def stream_transcript(recognizer: Recognizer, blocks, on_partial=None, *, words:
     called whenever a completed chunk changes the hypothesis (seconds of audio received so far). With `words`
     the chunks' log-probs are kept (V floats per output frame) and the final text is aligned to them."""
     streamer = Streamer(recognizer)
-    greedy = _GreedyChunks(keep=words)
+    greedy = GreedyChunks(keep=words)
     beam = recognizer.beam.stream() if recognizer.beam is not None else None  # else greedy
     text, samples = "", 0
 
@@ -182,35 +180,6 @@ def stream_transcript(recognizer: Recognizer, blocks, on_partial=None, *, words:
     return Transcript(name, text, None, found, seconds, greedy.confidence())
 
 
-class _GreedyChunks:
-    """Greedy CTC over consecutive chunks of log-probs (K, V): the symbols so far, the confidence terms of
-    the whole (as `confidence_terms` over the concatenation) and, with `keep`, the chunks themselves."""
-
-    def __init__(self, keep: bool):
-        self.ids: list[int] = []
-        self.last = BLANK  # best symbol of the last frame seen
-        self.keep = keep
-        self.kept: list[torch.Tensor] = []
-        self.symbols = [0.0, 0]  # posterior sum and count of the best path's symbols
-        self.frames = [0.0, 0]  # ... and of all frames, for a path without symbols
-
-    def add(self, chunks: list[torch.Tensor]) -> None:
-        for lp in chunks:
-            best = lp.max(dim=-1)
-            new, self.last = collapse(best.indices.tolist(), self.last)
-            self.ids.extend(new)
-            posteriors = best.values.exp()
-            chosen = posteriors[best.indices != BLANK]
-            self.symbols = [self.symbols[0] + float(chosen.sum()), self.symbols[1] + chosen.numel()]
-            self.frames = [self.frames[0] + float(posteriors.sum()), self.frames[1] + posteriors.numel()]
-            if self.keep:
-                self.kept.append(lp)
-
-    def confidence(self) -> float:
-        total, count = self.symbols if self.symbols[1] else self.frames
-        return round(total / count, 4) if count else 0.0
-
-
 def file_blocks(path: str | Path, block_ms: float = 100.0):
     """Blocks of `block_ms` of 16 kHz mono samples from an audio file, decoded incrementally (`read_blocks`:
     any rate and channel count)."""
@@ -238,7 +207,7 @@ def stdin_blocks(stream, block_ms: float = 100.0):
         usable = len(data) - len(data) % 2
         carry = data[usable:]
         if usable:
-            yield np.frombuffer(data[:usable], dtype="<i2").astype(np.float32) / 32768.0
+            yield pcm16(data[:usable])
 
 
 def output_file(output_dir: str | Path, name: str, fmt: str) -> Path:
