@@ -158,11 +158,14 @@ def cmd_decode(args) -> int:
     from asr.decode import decode_manifest, read_choices
     from asr.recognizer import Recognizer
 
+    if args.nbest > 1 and not (_wants_beam(args) or args.choices):
+        raise ValueError(f"--nbest {args.nbest} needs beam search (--lm with --lexicon, or --beam-size alone) or "
+                         "--choices: greedy decoding has one hypothesis")
     rec = Recognizer.load(args.model, args.device)
     _maybe_beam(rec, args)
     choices = read_choices(args.choices) if args.choices else None
     decode_manifest(rec, args.manifest, args.out, batch_size=args.batch_size, progress=not args.quiet,
-                    choices=choices)
+                    choices=choices, nbest=args.nbest)
     print(f"hypotheses: {args.out}")
     return 0
 
@@ -381,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--choices", help="closed-set decoding: file of allowed transcripts, one per line "
                                      "(each utterance gets the one with the highest CTC likelihood)")
+    s.add_argument("--nbest", type=int, default=1, help="also list up to N hypotheses per utterance with their "
+                   "scores (beam search: distinct texts; --choices: the N most likely choices)")
     s.add_argument("--device", default="cpu")
     s.add_argument("--quiet", action="store_true")
     _beam_args(s)

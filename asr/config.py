@@ -37,6 +37,9 @@ class DataConfig:
         _check(self.num_workers >= -1, "data.num_workers must be >= 0, or -1 for the default")
 
 
+CODECS = ("opus", "mp3")  # lossy codecs of `features.codecs` (soundfile: Opus in OGG, MPEG layer III)
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     n_mels: int = 80  # log-mel filterbank channels
@@ -50,6 +53,16 @@ class FeatureConfig:
     freq_warp: float = 0.0  # training only: mel axis stretched by a factor in [1 - w, 1 + w] (VTLP-like)
     noise_snr: tuple[float, ...] = ()  # training only: [low, high] dB; adds noise at a random SNR in the range
     noise_prob: float = 0.5  # fraction of training utterances that get noise (when noise_snr is set)
+    # waveform-domain corruption, training only (any of them on: waveforms are cached instead of features)
+    background_noise: str = ""  # manifest of noise clips (JSON Lines with `audio`); empty = off
+    background_snr: tuple[float, ...] = (5.0, 20.0)  # [low, high] dB against the utterance's mean power
+    background_prob: float = 0.5  # fraction of training utterances that get a noise clip
+    reverb_prob: float = 0.0  # fraction reverberated by a simulated shoebox room (0 = off)
+    reverb_rt60: tuple[float, ...] = (0.2, 0.8)  # [low, high] seconds: the room's reverberation time
+    reverb_room: tuple[float, ...] = (3.0, 10.0)  # [low, high] metres: room length and width (height 2.4-4 m)
+    telephone_prob: float = 0.0  # fraction band-limited to a telephone channel (8 kHz and back; 0 = off)
+    codec_prob: float = 0.0  # fraction sent through a lossy codec round trip (0 = off)
+    codecs: str = "opus,mp3"  # comma-separated codecs drawn from: opus (Opus in OGG), mp3
     freq_masks: int = 2  # SpecAugment, training only
     freq_mask_width: int = 15  # bins
     time_masks: int = 2
@@ -67,6 +80,17 @@ class FeatureConfig:
         _check(len(self.noise_snr) in (0, 2) and (not self.noise_snr or self.noise_snr[0] <= self.noise_snr[1]),
                "features.noise_snr must be [] or [low_db, high_db] with low <= high")
         _check(0.0 <= self.noise_prob <= 1.0, "features.noise_prob must be in [0, 1]")
+        _check(len(self.background_snr) == 2 and self.background_snr[0] <= self.background_snr[1],
+               "features.background_snr must be [low_db, high_db] with low <= high")
+        _check(len(self.reverb_rt60) == 2 and 0.05 <= self.reverb_rt60[0] <= self.reverb_rt60[1] <= 3.0,
+               "features.reverb_rt60 must be [low_s, high_s] with 0.05 <= low <= high <= 3")
+        _check(len(self.reverb_room) == 2 and 1.5 <= self.reverb_room[0] <= self.reverb_room[1] <= 50.0,
+               "features.reverb_room must be [low_m, high_m] with 1.5 <= low <= high <= 50")
+        for key in ("background_prob", "reverb_prob", "telephone_prob", "codec_prob"):
+            _check(0.0 <= getattr(self, key) <= 1.0, f"features.{key} must be in [0, 1]")
+        unknown = [c for c in self.codec_list if c not in CODECS]
+        _check(not unknown and (self.codec_list or self.codec_prob == 0),
+               f"features.codecs must name one or more of {', '.join(CODECS)} (comma-separated), got {self.codecs!r}")
         _check(min(self.freq_masks, self.time_masks, self.freq_mask_width, self.time_mask_width) >= 0,
                "SpecAugment counts and widths must be >= 0")
         _check(0.0 <= self.time_mask_ratio <= 1.0, "features.time_mask_ratio must be in [0, 1]")
@@ -77,6 +101,15 @@ class FeatureConfig:
                               f"with a {self.win_ms:g} ms window: some mel filters would cover no frequency bin "
                               f"(at most {fit} fit)")
         _check(self.freq_mask_width < self.n_mels, "features.freq_mask_width must be smaller than features.n_mels")
+
+    @property
+    def codec_list(self) -> list[str]:
+        return [c.strip().lower() for c in self.codecs.split(",") if c.strip()]
+
+    @property
+    def waveform_augmentation(self) -> bool:
+        """Whether any waveform-domain corruption is on (background noise, reverberation, telephone, codec)."""
+        return bool(self.background_noise) or max(self.reverb_prob, self.telephone_prob, self.codec_prob) > 0
 
 
 def empty_mel_filters(n_mels: int, f_min: float, f_max: float, win_ms: float, sample_rate: int = 16000) -> list[int]:
@@ -183,6 +216,12 @@ class Config:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        _check(not (self.data.feature_cache and self.features.waveform_augmentation),
+               "data.feature_cache holds finished features, so waveform augmentation (features.background_noise, "
+               "reverb_prob, telephone_prob, codec_prob) cannot run on them: train without the feature cache, or "
+               "turn those options off")
 
 
 _SECTION_TYPES = {"data": DataConfig, "features": FeatureConfig, "tokenizer": TokenizerConfig,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -12,17 +13,22 @@ from torch.utils.data import Dataset, Sampler
 from asr.audio import load_audio
 from asr.config import FeatureConfig
 from asr.features import (
+    CODEC_LEVELS,
     Cmvn,
     LogMel,
+    add_background,
     add_noise,
     apply_cmvn,
     freq_warp,
+    random_rir,
+    reverberate,
     spec_augment,
     speed_perturb,
+    telephone,
     trim_silence,
     utterance_mean_norm,
 )
-from asr.manifest import Utterance
+from asr.manifest import ManifestError, Utterance, read_manifest
 
 
 @dataclass
@@ -34,8 +40,22 @@ class Batch:
     ids: list[str]
 
 
+def read_noise_clips(path) -> list[str]:
+    """The audio paths of a noise manifest (`features.background_noise`); a missing manifest or clip is a
+    ManifestError naming it."""
+    clips = [u.audio for u in read_manifest(path)]
+    missing = next((c for c in clips if not Path(c).is_file()), None)
+    if missing is not None:
+        raise ManifestError(f"{path}: noise clip {missing} not found")
+    return clips
+
+
 class SpeechDataset(Dataset):
-    """Items are (normalised features (T, F), token ids); augmentation only when `train` is true."""
+    """Items are (normalised features (T, F), token ids); augmentation only when `train` is true.
+
+    With waveform corruption on (`FeatureConfig.waveform_augmentation`, training only) the cache holds each
+    utterance's decoded waveform at every training speed instead of its features, and log-mel features are
+    computed per item after the corruption."""
 
     def __init__(self, utts: list[Utterance], tokenizer, feat_cfg: FeatureConfig, *,
                  train: bool = False, cache: bool = True, store=None):
@@ -49,17 +69,62 @@ class SpeechDataset(Dataset):
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
         self._feats: dict[tuple[int, float], torch.Tensor] = {}
+        self.waveforms = train and feat_cfg.waveform_augmentation and store is None
+        self._waves: dict[tuple[int, float], torch.Tensor] = {}
+        self.noise_clips = read_noise_clips(feat_cfg.background_noise) if train and feat_cfg.background_noise else []
+        self._noise: dict[int, torch.Tensor] = {}
         self._tokens = ([torch.tensor(tokenizer.encode(u.text), dtype=torch.long) for u in utts]
                         if tokenizer is not None else [torch.zeros(0, dtype=torch.long)] * len(utts))
 
     def __len__(self) -> int:
         return len(self.utts)
 
+    def raw_waveform(self, i: int, speed: float = 1.0) -> torch.Tensor:
+        """Decoded, trimmed waveform (N,) of utterance i at a given speed, cached (every training speed) if
+        enabled."""
+        key = (i, speed)
+        if key in self._waves:
+            return self._waves[key]
+        wav = trim_silence(torch.from_numpy(load_audio(self.utts[i].audio)), self.cfg.trim_db)
+        if not self.cache:
+            return speed_perturb(wav, speed)
+        for s in set(self.cfg.speed_perturb) | {speed}:
+            self._waves[(i, s)] = speed_perturb(wav, s)
+        return self._waves[key]
+
+    def noise_clip(self, k: int) -> torch.Tensor:
+        """Noise clip k of `features.background_noise` (N,), cached if enabled."""
+        if k in self._noise:
+            return self._noise[k]
+        wav = torch.from_numpy(load_audio(self.noise_clips[k]))
+        if self.cache:
+            self._noise[k] = wav
+        return wav
+
+    def corrupt(self, wav: torch.Tensor, rng: random.Random) -> torch.Tensor:
+        """The waveform-domain corruptions that `rng` draws for one training item, in the order sound meets
+        them: the room's reverberation, background noise at the microphone, then the transmission channel."""
+        cfg = self.cfg
+        with torch.no_grad():
+            if cfg.reverb_prob > 0 and rng.random() < cfg.reverb_prob:
+                wav = reverberate(wav, *random_rir(rng, cfg.reverb_rt60, cfg.reverb_room))
+            if self.noise_clips and rng.random() < cfg.background_prob:
+                noise = self.noise_clip(rng.randrange(len(self.noise_clips)))
+                wav = add_background(wav, noise, rng.uniform(*cfg.background_snr), rng.randrange(noise.numel()))
+            band = cfg.telephone_prob > 0 and rng.random() < cfg.telephone_prob
+            codec = rng.choice(cfg.codec_list) if cfg.codec_prob > 0 and rng.random() < cfg.codec_prob else ""
+            if band or codec:
+                wav = telephone(wav, band, codec, rng.uniform(*CODEC_LEVELS) if codec else 0.0)
+        return wav
+
     def raw_features(self, i: int, speed: float = 1.0) -> torch.Tensor:
         """Un-normalised log-mel features (T, F) of utterance i at a given speed, cached if enabled."""
         key = (i, speed)
         if self.store is not None:
             return self.store.get(self.utts[i].id, speed)
+        if self.waveforms:
+            with torch.no_grad():
+                return self.logmel(self.raw_waveform(i, speed))
         if key in self._feats:
             return self._feats[key]
         wav = trim_silence(torch.from_numpy(load_audio(self.utts[i].audio)), self.cfg.trim_db)
@@ -90,15 +155,20 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Item `key`: an index, or in training (index, seed), where every random draw of the item's
-        augmentation (speed, noise, warp, SpecAugment) comes from `seed` alone: the same item is the same
-        whichever process prepares it and whenever, and no global random state is used or changed."""
+        augmentation (speed, waveform corruption, noise, warp, SpecAugment) comes from `seed` alone: the same
+        item is the same whichever process prepares it and whenever, and no global random state is used or
+        changed."""
         i, seed = key if isinstance(key, tuple) else (key, None)
         if not self.train:
             feats = utterance_mean_norm(self.raw_features(i), self.cfg.utterance_mean_norm)
             return (apply_cmvn(feats, self.mean, self.std) if self.mean is not None else feats), self._tokens[i]
         rng = random.Random(seed)
         speed = rng.choice(self.cfg.speed_perturb) if self.cfg.speed_perturb else 1.0
-        feats = self.raw_features(i, speed)
+        if self.waveforms:
+            with torch.no_grad():
+                feats = self.logmel(self.corrupt(self.raw_waveform(i, speed), rng))
+        else:
+            feats = self.raw_features(i, speed)
         if self.cfg.noise_snr and rng.random() < self.cfg.noise_prob:
             feats = add_noise(feats, rng.uniform(*self.cfg.noise_snr), rng.uniform(-10, 10))
         feats = utterance_mean_norm(feats, self.cfg.utterance_mean_norm)

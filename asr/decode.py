@@ -40,9 +40,10 @@ def batched_log_probs(model, ds, device, batch_size: int = 16):
             yield idx, log_probs, out_lens
 
 
-def best_choices(log_probs: torch.Tensor, lengths: torch.Tensor, choices: list[list[int]]) -> list[int]:
-    """Closed-set decoding: for each utterance, the index of the allowed token sequence with the highest
-    CTC likelihood (exact, by the CTC forward algorithm, not a beam). log_probs (B, T, V), lengths (B,)."""
+def choice_scores(log_probs: torch.Tensor, lengths: torch.Tensor, choices: list[list[int]]) -> torch.Tensor:
+    """Closed-set scores: the CTC log-likelihood (B, C) of every allowed token sequence for every utterance
+    (exact, by the CTC forward algorithm, not a beam; -inf where the sequence cannot fit). log_probs (B, T, V),
+    lengths (B,)."""
     if not choices or any(not c for c in choices):
         raise ValueError("every choice must be a non-empty token sequence")
     b, t, _ = log_probs.shape
@@ -54,7 +55,13 @@ def best_choices(log_probs: torch.Tensor, lengths: torch.Tensor, choices: list[l
     input_lens = lengths.cpu().long().repeat_interleave(c)
     nll = torch.nn.functional.ctc_loss(lp.cpu(), targets, input_lens, target_lens, blank=BLANK, reduction="none",
                                        zero_infinity=False)  # impossible alignments are +inf
-    return nll.view(b, c).argmin(dim=1).tolist()
+    return -nll.view(b, c)
+
+
+def best_choices(log_probs: torch.Tensor, lengths: torch.Tensor, choices: list[list[int]]) -> list[int]:
+    """Closed-set decoding: for each utterance, the index of the allowed token sequence with the highest
+    CTC likelihood (`choice_scores`)."""
+    return choice_scores(log_probs, lengths, choices).argmax(dim=1).tolist()
 
 
 def read_choices(path: str | Path) -> list[str]:
@@ -71,21 +78,35 @@ def read_choices(path: str | Path) -> list[str]:
 
 
 def decode_manifest(recognizer, manifest: str | Path, out: str | Path, *, batch_size: int = 16,
-                    progress: bool = True, choices: list[str] | None = None) -> dict[str, str]:
-    """Decode every utterance of a manifest with a loaded Recognizer (greedy, or the most likely of
-    `choices` when given); write hypotheses to `out`."""
+                    progress: bool = True, choices: list[str] | None = None, nbest: int = 1) -> dict[str, str]:
+    """Decode every utterance of a manifest with a loaded Recognizer (greedy, beam search once `use_beam`
+    was called, or the most likely of `choices` when given); write hypotheses to `out`. With `nbest` > 1
+    (beam search or choices) each line also lists up to that many distinct hypotheses, best first, with
+    their scores (`nbest`: [{"text", "score"}]); `text` stays the best one."""
     from tqdm import tqdm
 
     from asr.manifest import read_manifest
 
+    if not (isinstance(nbest, int) and nbest >= 1):
+        raise ValueError(f"--nbest must be a whole number of at least 1, not {nbest!r}")
+    if nbest > 1 and recognizer.beam is None and not choices:
+        raise ValueError(f"--nbest {nbest} needs beam search (--lm with --lexicon, or --beam-size alone) or "
+                         "--choices: greedy decoding has one hypothesis")
     utts = read_manifest(manifest)
     ds = recognizer.dataset(utts)
     hyps: dict[str, str] = {}
+    lists: dict[str, list] = {}
     bar = tqdm(total=len(ds), desc="decode", unit="utt", disable=not progress)
     for idx, log_probs, out_lens in batched_log_probs(recognizer.model, ds, recognizer.device, batch_size):
-        hyps.update(zip((utts[i].id for i in idx), recognizer.decode_log_probs(log_probs, out_lens, choices)))
+        ids = [utts[i].id for i in idx]
+        if nbest > 1:
+            for uid, ranked in zip(ids, recognizer.nbest_log_probs(log_probs, out_lens, nbest, choices)):
+                lists[uid] = [{"text": text, "score": score} for text, score in ranked]
+                hyps[uid] = ranked[0][0] if ranked else ""
+        else:
+            hyps.update(zip(ids, recognizer.decode_log_probs(log_probs, out_lens, choices)))
         bar.update(len(idx))
     bar.close()
     ordered = {u.id: hyps[u.id] for u in utts}
-    write_hypotheses(ordered, out)
+    write_hypotheses(ordered, out, {u.id: {"nbest": lists[u.id]} for u in utts} if lists else None)
     return ordered

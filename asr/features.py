@@ -1,7 +1,13 @@
-"""Features: torchaudio log-mel filterbanks, global CMVN, SpecAugment and speed perturbation."""
+"""Features: torchaudio log-mel filterbanks, global CMVN, SpecAugment, speed perturbation and waveform
+corruption (background noise, simulated room reverberation, telephone band and lossy codecs)."""
 
 from __future__ import annotations
 
+import io
+import math
+import random
+
+import numpy as np
 import torch
 import torchaudio
 import torchaudio.functional as AF
@@ -141,6 +147,124 @@ def speed_perturb(wav: torch.Tensor, factor: float) -> torch.Tensor:
     if factor == 1.0:
         return wav
     return AF.resample(wav, int(round(SAMPLE_RATE * factor)), SAMPLE_RATE)
+
+
+def add_background(wav: torch.Tensor, noise: torch.Tensor, snr_db: float, offset: int = 0) -> torch.Tensor:
+    """`wav` (N,) plus the noise clip (M,) read from sample `offset` on, looped when shorter than N, scaled so
+    that the utterance's mean power is `snr_db` above the noise's. A silent utterance or clip is left as is."""
+    idx = (torch.arange(wav.numel()) + offset) % noise.numel()
+    seg = noise[idx].double()
+    p_speech, p_noise = wav.double().pow(2).mean(), seg.pow(2).mean()
+    if p_speech == 0 or p_noise == 0:
+        return wav
+    scale = torch.sqrt(p_speech / (p_noise * 10 ** (snr_db / 10)))
+    return (wav.double() + scale * seg).float()
+
+
+SOUND_SPEED = 343.0  # m/s
+EARLY_S = 0.08  # reflections computed image by image for this long after the direct sound; a diffuse tail after
+TAIL_MATCH_S = 0.03  # the tail continues the images' energy over their last 30 ms
+
+
+def room_impulse_response(room, source, mic, rt60: float, rng: np.random.Generator,
+                          sample_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, int]:
+    """(impulse response, index of the direct-path tap) from `source` to `mic` (metres) in a shoebox `room`
+    (L, W, H metres) with reverberation time `rt60` (s); scaled so that the direct-path tap is 1.
+
+    Image-source method (Allen & Berkley 1979), nearest-sample taps, one wall absorption from Eyring's formula,
+    for the first `EARLY_S` after the direct sound; then a diffuse tail as in Lehmann & Johansson (2010):
+    Gaussian noise continuing the images' energy, decaying 60 dB per rt60.
+    Computing every image for the whole decay would take seconds per response at rt60 ≈ 1 s."""
+    room, source, mic = (np.asarray(v, dtype=np.float64) for v in (room, source, mic))
+    volume = float(room.prod())
+    surface = 2.0 * (room[0] * room[1] + room[0] * room[2] + room[1] * room[2])
+    beta = math.sqrt(math.exp(-0.161 * volume / (surface * rt60)))  # reflection = sqrt(1 - Eyring absorption)
+    d0 = float(np.linalg.norm(source - mic))
+    t_mix = d0 / SOUND_SPEED + EARLY_S
+    reach = SOUND_SPEED * t_mix
+    axes = []  # per axis: image coordinates relative to the mic, and reflection counts
+    for a in range(3):
+        n = np.arange(-int(reach // (2 * room[a])) - 1, int(reach // (2 * room[a])) + 2)
+        pos = np.concatenate([2 * n * room[a] + source[a], 2 * n * room[a] - source[a]]) - mic[a]
+        bounces = np.concatenate([2 * np.abs(n), np.abs(n - 1) + np.abs(n)])
+        axes.append((pos, bounces))
+    (x, bx), (y, by), (z, bz) = axes
+    dist = np.sqrt(x[:, None, None] ** 2 + y[None, :, None] ** 2 + z[None, None, :] ** 2).ravel()
+    bounces = (bx[:, None, None] + by[None, :, None] + bz[None, None, :]).ravel()
+    keep = dist <= reach
+    dist, bounces = dist[keep], bounces[keep]
+    length = int(math.ceil((d0 / SOUND_SPEED + rt60) * sample_rate)) + 1
+    rir = np.zeros(length)
+    np.add.at(rir, np.rint(dist / SOUND_SPEED * sample_rate).astype(np.int64), beta ** bounces / dist)
+    start = int(math.ceil(t_mix * sample_rate))
+    # the tail starts at the energy the images reach in their last TAIL_MATCH_S (taps of images arriving in one
+    # sample add up, which the expected 4πc / (V fs) per sample leaves out), or at that expectation when none did
+    win = int(TAIL_MATCH_S * sample_rate)
+    decay = 3 * math.log(10) / rt60  # amplitude: 60 dB in rt60 seconds
+    level = float(np.mean(rir[start - win:start] ** 2)) * math.exp(2 * decay * (start - win / 2) / sample_rate)
+    level = level or 4 * math.pi * SOUND_SPEED / (volume * sample_rate)
+    t = np.arange(start, length) / sample_rate
+    rir[start:] = rng.standard_normal(length - start) * math.sqrt(level) * np.exp(-decay * t)
+    direct = int(np.rint(d0 / SOUND_SPEED * sample_rate))
+    return rir * d0, direct  # the direct path's gain is 1 / d0
+
+
+def random_rir(rng: random.Random, rt60_range, size_range) -> tuple[np.ndarray, int]:
+    """`room_impulse_response` of a random room (length and width in `size_range` metres, height 2.4-4 m, RT60
+    in `rt60_range` s) with the source and microphone at random places at least 0.5 m from the walls and each
+    other; every draw comes from `rng`."""
+    room = [rng.uniform(*size_range), rng.uniform(*size_range), rng.uniform(2.4, 4.0)]
+    rt60 = rng.uniform(*rt60_range)
+
+    def place():
+        return np.array([rng.uniform(0.5, d - 0.5) for d in room])
+
+    mic, source = place(), place()
+    for _ in range(100):
+        if np.linalg.norm(source - mic) >= 0.5:
+            break
+        source = place()
+    return room_impulse_response(room, source, mic, rt60, np.random.default_rng(rng.getrandbits(63)))
+
+
+def reverberate(wav: torch.Tensor, rir: np.ndarray, direct: int) -> torch.Tensor:
+    """`wav` (N,) convolved with an impulse response, cut to N samples starting at the direct-path tap, so that
+    the output stays aligned with the input (and with its transcript's timing)."""
+    full = AF.fftconvolve(wav, torch.from_numpy(rir.astype(np.float32)))
+    return full[direct:direct + wav.numel()].contiguous()
+
+
+TELEPHONE_RATE = 8000
+# a steep low-pass for the telephone band (torchaudio's default filter lets through energy above 4 kHz, about
+# -20 dB of white noise's; this one < -45 dB): cut-off 0.94 x 4 kHz
+_BAND = {"lowpass_filter_width": 16, "rolloff": 0.94, "resampling_method": "sinc_interp_kaiser", "beta": 8.0}
+CODEC_LEVELS = (0.8, 0.99)  # soundfile compression levels drawn for a codec: Opus about 65 down to 16 kbit/s
+_CODEC_FORMATS = {"opus": ("OGG", "OPUS"), "mp3": ("MP3", "MPEG_LAYER_III")}
+
+
+def codec_round_trip(wav: torch.Tensor, codec: str, sample_rate: int = SAMPLE_RATE, level: float = 0.9) -> torch.Tensor:
+    """`wav` (N,) encoded with a lossy codec (`opus` or `mp3`, at soundfile's compression `level` 0..1) and
+    decoded again, in memory; the same length (libsndfile removes the codecs' start-up delay)."""
+    import soundfile as sf
+
+    fmt, subtype = _CODEC_FORMATS[codec]
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(wav.numpy(), -1.0, 1.0), sample_rate, format=fmt, subtype=subtype, compression_level=level)
+    buf.seek(0)
+    out = torch.from_numpy(sf.read(buf, dtype="float32")[0])
+    n = wav.numel()
+    return out[:n] if out.numel() >= n else torch.nn.functional.pad(out, (0, n - out.numel()))
+
+
+def telephone(wav: torch.Tensor, band_limit: bool, codec: str = "", level: float = 0.9) -> torch.Tensor:
+    """A transmission channel for `wav` (N,) at 16 kHz: with `band_limit`, resampled to 8 kHz (nothing above
+    4 kHz survives) and back; with a `codec`, a lossy round trip (at 8 kHz when band-limited). Same length."""
+    x = AF.resample(wav, SAMPLE_RATE, TELEPHONE_RATE, **_BAND) if band_limit else wav
+    if codec:
+        x = codec_round_trip(x, codec, TELEPHONE_RATE if band_limit else SAMPLE_RATE, level)
+    if band_limit:
+        x = AF.resample(x, TELEPHONE_RATE, SAMPLE_RATE, **_BAND)[:wav.numel()]
+    return x
 
 
 def freq_warp(feats: torch.Tensor, alpha: float) -> torch.Tensor:

@@ -104,10 +104,13 @@ def merge_manifests(inputs: list[str | os.PathLike], out: str | os.PathLike) -> 
     return len(utts)
 
 
-def write_hypotheses(hyps: dict[str, str], path: str | Path) -> None:
-    """JSON Lines `{"id": ..., "text": ...}`, written atomically."""
+def write_hypotheses(hyps: dict[str, str], path: str | Path, extra: dict[str, dict] | None = None) -> None:
+    """JSON Lines `{"id": ..., "text": ...}` (plus the fields of `extra[id]`, e.g. an n-best list), written
+    atomically."""
+    extra = extra or {}
     with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in hyps.items()), encoding="utf-8")
+        tmp.write_text("".join(json.dumps({"id": i, "text": t, **extra.get(i, {})}) + "\n" for i, t in hyps.items()),
+                       encoding="utf-8")
 
 
 def read_hypotheses(path: str | Path) -> dict[str, str]:

@@ -15,7 +15,7 @@ import torch
 from asr.audio import SAMPLE_RATE
 from asr.bundle import build_model, read_bundle
 from asr.config import Config, from_dict
-from asr.decode import best_choices, collapse, greedy_ids
+from asr.decode import best_choices, choice_scores, collapse, greedy_ids
 from asr.export import load_exported
 from asr.features import LogMel, StreamingLogMel, apply_cmvn, trim_bounds, utterance_mean_norm
 from asr.model import flush_denormals
@@ -99,6 +99,19 @@ class Recognizer:
             return self.beam.decode(log_probs, out_lens)
         return [self.tokenizer.decode(ids) for ids in greedy_ids(log_probs, out_lens)]
 
+    def nbest_log_probs(self, log_probs: torch.Tensor, out_lens: torch.Tensor, n: int,
+                        choices: list[str] | None = None) -> list[list[tuple[str, float]]]:
+        """Up to `n` hypotheses per utterance, best first, with scores: with `choices` the most likely allowed
+        transcripts (score: CTC log-likelihood), else the beam search's distinct texts (its score)."""
+        if choices:
+            scores = choice_scores(log_probs, out_lens, [self.tokenizer.encode(c) for c in choices])
+            top = scores.topk(min(n, len(choices)), dim=1)
+            return [[(choices[int(i)], round(float(v), 3)) for v, i in zip(vals, idx)]
+                    for vals, idx in zip(top.values, top.indices)]
+        if self.beam is None:
+            raise ValueError("n-best lists need beam search (use_beam) or choices")
+        return self.beam.decode_nbest(log_probs, out_lens, n)
+
     def decode_features(self, feats: torch.Tensor, lengths: torch.Tensor,
                         choices: list[str] | None = None) -> list[str]:
         """Normalised, padded features (B, T, F) → one text per utterance (see `decode_log_probs`)."""
@@ -139,8 +152,6 @@ class Streamer:
                              "utterance)")
         if cfg.model.subsampling != "stack":
             raise ValueError("streaming supports the frame-stacking front end (model.subsampling=stack)")
-        if recognizer.exported:
-            raise ValueError(f"streaming runs a model bundle, not an exported ({recognizer.exported}) model")
         self.rec = recognizer
         self.model = recognizer.model
         self.chunk = cfg.model.tbptt_chunk
@@ -149,7 +160,7 @@ class Streamer:
         self.features = StreamingLogMel(cfg.features)
         self.pending = torch.zeros(0, cfg.features.n_mels)  # normalised feature frames not yet stacked
         self.frames = torch.zeros(0, self.model.frontend.out_dim)  # stacked frames not yet consumed
-        self.states = [None] * len(self.model.rnns)
+        self.states = [None] * cfg.model.num_layers
         self.done = False
 
     @property
@@ -198,32 +209,37 @@ class Streamer:
     @torch.no_grad()
     def run(self, window: torch.Tensor, n_main: int) -> torch.Tensor:
         """One window through the network from this stream's state → log-probs (n_main, V)."""
-        log_probs, self.states = self.model.chunk_forward(window.unsqueeze(0), torch.tensor([window.shape[0]]),
-                                                          self.states)
-        return log_probs[0, :n_main]
+        device = self.rec.device  # features are computed on the CPU; the network runs where the model is
+        log_probs, self.states = self.model.chunk_forward(window.unsqueeze(0).to(device),
+                                                          torch.tensor([window.shape[0]], device=device), self.states)
+        return log_probs[0, :n_main].cpu()
 
 
-def _merge_states(states: list, rnn: torch.nn.RNNBase):
-    """Per-stream states of one layer (each None or (1, 1, H), or an LSTM's (h, c)) → one batch state."""
-    if all(s is None for s in states):
+def _merge_states(states: list):
+    """Per-stream states of one layer (each None = zeros, or (1, 1, H), or an LSTM's (h, c)) → one batch state."""
+    known = [s for s in states if s is not None]
+    if not known:
         return None
-    zero = torch.zeros(1, 1, rnn.hidden_size)
-    lstm = isinstance(rnn, torch.nn.LSTM)
-    fill = [(s if s is not None else ((zero, zero) if lstm else zero)) for s in states]
-    if lstm:
-        return torch.cat([h for h, _ in fill], dim=1), torch.cat([c for _, c in fill], dim=1)
-    return torch.cat(fill, dim=1)
+    if isinstance(known[0], tuple):
+        zero = tuple(torch.zeros_like(x) for x in known[0])
+        fill = [s if s is not None else zero for s in states]
+        return tuple(torch.cat(parts, dim=1) for parts in zip(*fill))
+    zero = torch.zeros_like(known[0])
+    return torch.cat([s if s is not None else zero for s in states], dim=1)
 
 
 @torch.no_grad()
-def chunk_forward_batch(model, windows: list[torch.Tensor], states: list[list]) -> tuple[list[torch.Tensor], list]:
+def chunk_forward_batch(model, windows: list[torch.Tensor], states: list[list],
+                        device: str | torch.device = "cpu") -> tuple[list[torch.Tensor], list]:
     """One window from each of several streams (W_b, D) through the network in one batch, each from its own
     per-layer states → each stream's chunk log-probs (K_b, V) and states after it. Padding comes after a
-    window's frames, so (as in `RecurrentLayer`) each stream's valid outputs are those of its window alone."""
-    lens = torch.tensor([w.shape[0] for w in windows])
-    padded = torch.nn.utils.rnn.pad_sequence(list(windows), batch_first=True)
-    merged = [_merge_states([s[i] for s in states], layer.fwd) for i, layer in enumerate(model.rnns)]
+    window's frames, so (as in `RecurrentLayer`) each stream's valid outputs are those of its window alone.
+    The network and the states live on `device`; the log-probs come back on the CPU."""
+    lens = torch.tensor([w.shape[0] for w in windows], device=device)
+    padded = torch.nn.utils.rnn.pad_sequence(list(windows), batch_first=True).to(device)
+    merged = [_merge_states([s[i] for s in states]) for i in range(len(states[0]))]
     log_probs, new = model.chunk_forward(padded, lens, merged)
+    log_probs = log_probs.cpu()
 
     def pick(state, b):
         if state is None:

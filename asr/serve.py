@@ -157,7 +157,8 @@ class Engine:
     def _run(self, kind: str, items: list) -> list:
         t0 = time.perf_counter()
         if kind == "chunk":
-            lps, states = chunk_forward_batch(self.rec.model, [w for w, _ in items], [s for _, s in items])
+            lps, states = chunk_forward_batch(self.rec.model, [w for w, _ in items], [s for _, s in items],
+                                              self.rec.device)
             out = list(zip(lps, states))
         else:
             lengths = torch.tensor([f.shape[0] for f in items])

@@ -31,6 +31,13 @@ def test_resolved_config_roundtrips(tmp_path):
     ("model.rnn_type=transformer", "rnn_type must be"),
     ("train.lr=-1", "lr must be positive"),
     ("nodot=1", "must look like section.key=value"),
+    ("features.background_snr=[20, 5]", "background_snr must be \\[low_db, high_db\\]"),
+    ("features.background_prob=2", "background_prob must be in"),
+    ("features.reverb_rt60=[0.01, 0.5]", "reverb_rt60 must be"),
+    ("features.reverb_rt60=[0.5]", "reverb_rt60 must be"),
+    ("features.reverb_room=[1, 5]", "reverb_room must be"),
+    ("features.telephone_prob=-0.1", "telephone_prob must be in"),
+    ("features.codecs=opus,aac", "codecs must name one or more of opus, mp3"),
 ])
 def test_bad_config_is_a_clear_error(override, message):
     with pytest.raises(ConfigError, match=message):
@@ -58,3 +65,13 @@ def test_a_config_write_that_fails_half_way_keeps_the_previous_file(tmp_path, mo
     monkeypatch.undo()
     assert load_config(path) == old
     assert os.listdir(tmp_path) == ["resolved.yaml"]  # no temporary file left behind
+
+
+def test_waveform_augmentation_with_a_feature_cache_is_refused():
+    assert load_config(None, ["data.feature_cache=feats", "features.noise_snr=[10, 30]"])  # feature domain: fine
+    for option in ("features.background_noise=noise.jsonl", "features.reverb_prob=0.5",
+                   "features.telephone_prob=0.2", "features.codec_prob=0.1"):
+        with pytest.raises(ConfigError, match="data.feature_cache holds finished features"):
+            load_config(None, ["data.feature_cache=feats", option])
+        assert load_config(None, [option]).features.waveform_augmentation
+    assert not Config().features.waveform_augmentation

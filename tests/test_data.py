@@ -86,3 +86,78 @@ def test_sortagrad_orders_epoch_one_only():
     assert epoch_batches(lengths, 8, 4000, 2, seed=0) != epoch_batches(lengths, 8, 4000, 3, seed=0)
     plain = epoch_batches(lengths, 8, 4000, epoch=1, seed=0, sortagrad=False)
     assert longest(plain) != sorted(longest(plain))
+
+
+def _corrupting_corpus(tmp_path, **options):
+    """Two tone utterances and a noise manifest of two clips, written as files; a FeatureConfig with every
+    waveform corruption on (always applied) plus `options`."""
+    import numpy as np
+    import soundfile as sf
+
+    from asr.manifest import Utterance, write_manifest
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    utts = []
+    for n, f in enumerate((300, 500)):
+        sf.write(tmp_path / f"u{n}.wav", (0.3 * np.sin(2 * np.pi * f * t * (1 + t))).astype(np.float32), 16000)
+        utts.append(Utterance(f"u{n}", str(tmp_path / f"u{n}.wav"), 1.0, "s", "AB"))
+    for n, seconds in enumerate((0.3, 1.5)):
+        sf.write(tmp_path / f"n{n}.flac", (0.1 * rng.standard_normal(int(16000 * seconds))).astype(np.float32), 16000)
+    write_manifest([Utterance(f"n{n}", str(tmp_path / f"n{n}.flac"), 1.0, "", "") for n in range(2)],
+                   tmp_path / "noise.jsonl")
+    settings = dict(background_noise=str(tmp_path / "noise.jsonl"), background_prob=1.0, reverb_prob=1.0,
+                    telephone_prob=1.0, codec_prob=1.0, speed_perturb=(0.9, 1.0, 1.1))
+    return utts, FeatureConfig(**{**settings, **options})
+
+
+def test_waveform_corruption_is_the_same_for_a_seed_in_any_process(tmp_path):
+    from asr.data import EpochSampler, item_seed, training_loader
+
+    utts, cfg = _corrupting_corpus(tmp_path)
+    ds = SpeechDataset(utts, CharTokenizer(), cfg, train=True)
+    seeds = [item_seed(0, 1, i) for i in range(2)]
+    a = ds[0, seeds[0]][0]
+    assert ds._waves and not ds._feats  # waveforms cached, features computed per item
+    for seed in range(6):
+        assert torch.equal(ds[1, seed][0], ds[1, seed][0])
+    assert torch.equal(a, SpeechDataset(utts, CharTokenizer(), cfg, train=True, cache=False)[0, seeds[0]][0])
+    other = ds[0, seeds[0] + 1][0]
+    assert not (other.shape == a.shape and torch.equal(other, a))
+    clean = SpeechDataset(utts, CharTokenizer(), FeatureConfig(speed_perturb=(0.9, 1.0, 1.1)), train=True)
+    b = clean[0, seeds[0]][0]
+    assert not clean._waves and clean._feats  # off: features cached as before
+    assert not (b.shape == a.shape and torch.equal(b, a))  # the corruption changed the item
+    sampler = EpochSampler(seed=0)
+    sampler.set_epoch(1, [[0, 1]])
+    worker = next(iter(training_loader(ds, sampler, workers=1, pin_memory=False)))  # another process
+    for i in range(2):
+        mine = ds[i, seeds[i]][0]
+        assert torch.equal(worker.feats[i, :mine.shape[0]], mine)
+
+
+def test_each_corruption_alone_changes_the_item(tmp_path):
+    utts, _ = _corrupting_corpus(tmp_path)
+    base = SpeechDataset(utts, CharTokenizer(), FeatureConfig(speed_perturb=()), train=True)[0, 5][0]
+    off = dict(background_noise="", reverb_prob=0.0, telephone_prob=0.0, codec_prob=0.0, speed_perturb=())
+    for key, value in (("background_noise", str(tmp_path / "noise.jsonl")), ("reverb_prob", 1.0),
+                       ("telephone_prob", 1.0), ("codec_prob", 1.0)):
+        cfg = FeatureConfig(**{**off, key: value, "background_prob": 1.0})
+        feats = SpeechDataset(utts, CharTokenizer(), cfg, train=True)[0, 5][0]
+        assert feats.shape == base.shape  # every corruption keeps the length, so the targets stay aligned
+        assert not torch.equal(feats, base), key
+
+
+def test_a_missing_noise_manifest_or_clip_is_named(tmp_path):
+    import pytest
+
+    from asr.manifest import ManifestError
+
+    utts, cfg = _corrupting_corpus(tmp_path, background_noise=str(tmp_path / "nope.jsonl"))
+    with pytest.raises(ManifestError, match="nope.jsonl: manifest not found"):
+        SpeechDataset(utts, CharTokenizer(), cfg, train=True)
+    utts, cfg = _corrupting_corpus(tmp_path)
+    (tmp_path / "n1.flac").unlink()
+    with pytest.raises(ManifestError, match=r"noise.jsonl: noise clip .*n1.flac not found"):
+        SpeechDataset(utts, CharTokenizer(), cfg, train=True)
+    SpeechDataset(utts, CharTokenizer(), cfg, train=False)  # evaluation never reads the noise

@@ -1,6 +1,9 @@
+import json
+
 import torch
 
 from asr.decode import greedy_ids, read_hypotheses, write_hypotheses
+from speech import DIGITS
 
 
 def one_hot_log_probs(paths: list[list[int]], vocab: int = 5) -> torch.Tensor:
@@ -41,3 +44,29 @@ def test_best_choices_picks_the_most_likely_allowed_sequence():
     assert best_choices(lp, torch.tensor([3, 3]), [[1, 3], [2]]) == [0, 1]
     # a choice longer than the frames allow is impossible, never chosen
     assert best_choices(lp[:1], torch.tensor([1]), [[1, 2, 3, 1], [2]]) == [1]
+
+
+def test_decode_nbest_lists_hypotheses_best_first_with_beam_search_and_choices(digits_model, tmp_path, capsys):
+    from asr.cli import main
+
+    out, bundle = digits_model
+    manifest = str(out / "data" / "dev.jsonl")
+    lines = {}
+    for name, opts in {"beam1": ["--beam-size", "8"], "beam": ["--beam-size", "8", "--nbest", "3"],
+                       "choices": ["--choices", str(tmp_path / "digits.txt"), "--nbest", "4"],
+                       "choices1": ["--choices", str(tmp_path / "digits.txt")]}.items():
+        (tmp_path / "digits.txt").write_text("\n".join(DIGITS) + "\n")
+        hyp = tmp_path / f"{name}.jsonl"
+        assert main(["decode", "--model", str(bundle), "--manifest", manifest, "--out", str(hyp), "--quiet",
+                     *opts]) == 0
+        lines[name] = [json.loads(x) for x in hyp.read_text().splitlines()]
+    for one, many, n in (("beam1", "beam", 3), ("choices1", "choices", 4)):
+        assert len(lines[one]) == len(lines[many]) > 0
+        for a, b in zip(lines[one], lines[many]):
+            assert "nbest" not in a and a["id"] == b["id"] and a["text"] == b["text"] == b["nbest"][0]["text"]
+            texts, scores = [h["text"] for h in b["nbest"]], [h["score"] for h in b["nbest"]]
+            assert 1 <= len(texts) <= n and len(set(texts)) == len(texts) and scores == sorted(scores, reverse=True)
+    assert all(len(b["nbest"]) == 4 and {h["text"] for h in b["nbest"]} <= set(DIGITS) for b in lines["choices"])
+    assert main(["decode", "--model", str(bundle), "--manifest", manifest, "--out", str(tmp_path / "g.jsonl"),
+                 "--nbest", "2"]) == 2
+    assert "needs beam search" in capsys.readouterr().err and not (tmp_path / "g.jsonl").exists()

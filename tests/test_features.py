@@ -1,3 +1,7 @@
+import math
+
+import numpy as np
+import pytest
 import torch
 
 from asr.config import FeatureConfig
@@ -111,3 +115,88 @@ def test_add_noise_in_the_power_domain():
     assert torch.allclose(add_noise(feats, 60.0), feats, atol=1e-5)
     tilted = add_noise(feats, 0.0, tilt_db=10.0)
     assert tilted[0, -1] > tilted[0, 0]
+
+
+def _power(x) -> float:
+    return float((x.double() ** 2).mean())
+
+
+def test_background_noise_is_added_at_the_asked_snr_and_looped():
+    from asr.features import add_background
+
+    t = torch.arange(16000) / 16000
+    speech = 0.3 * torch.sin(2 * torch.pi * 300 * t) * (1 + torch.sin(2 * torch.pi * 3 * t))
+    noise = torch.randn(4000, generator=torch.Generator().manual_seed(0))  # a quarter of the utterance: looped
+    for snr in (0.0, 10.0, 25.0):
+        added = add_background(speech, noise, snr, offset=1234) - speech
+        assert abs(10 * math.log10(_power(speech) / _power(added)) - snr) < 0.01
+        assert torch.allclose(added[:-4000], added[4000:], atol=1e-6)  # the clip repeats, from the offset on
+        scale = added[0] / noise[1234]
+        assert torch.allclose(added[:100], scale * noise[1234:1334], atol=1e-6)
+    assert torch.equal(add_background(speech, torch.zeros(100), 10.0), speech)  # a silent clip adds nothing
+
+
+def _rt60(h, sr=16000) -> float:
+    """Reverberation time from the Schroeder backward integral of a decay (T20: its -5 to -25 dB slope)."""
+    energy = np.cumsum((np.asarray(h, dtype=np.float64) ** 2)[::-1])[::-1]
+    level = 10 * np.log10(energy / energy[0] + 1e-30)
+    a, b = int(np.argmax(level <= -5)), int(np.argmax(level <= -25))
+    slope = np.polyfit(np.arange(a, b) / sr, level[a:b], 1)[0]
+    return -60.0 / slope
+
+
+def test_reverb_keeps_length_and_alignment_and_decays_at_the_asked_rt60():
+    from asr.features import reverberate, room_impulse_response
+
+    burst = torch.zeros(24000)
+    burst[:1600] = torch.randn(1600, generator=torch.Generator().manual_seed(0))  # 0.1 s of noise, then silence
+    for rt60 in (0.3, 0.8):
+        rir, direct = room_impulse_response([5.0, 4.0, 3.0], [1.0, 1.2, 1.5], [3.5, 2.5, 1.2], rt60,
+                                            np.random.default_rng(0))
+        assert rir[direct] == pytest.approx(1.0)  # normalised to the direct path
+        out = reverberate(burst, rir, direct)
+        assert out.shape == burst.shape
+        xcorr = np.correlate(out.numpy(), burst.numpy(), mode="full")
+        assert abs(int(np.argmax(xcorr)) - (burst.numel() - 1)) <= 2  # aligned: no delay
+        tail = out[1600:].numpy()
+        assert 10 * math.log10(_power(out[1600:3200]) / _power(burst[:1600])) > -30  # a tail rings on
+        assert abs(_rt60(tail) / rt60 - 1) < 0.25
+
+
+def test_random_rooms_come_from_the_seed_alone():
+    import random
+
+    from asr.features import random_rir
+
+    a, b, c = (random_rir(random.Random(s), (0.2, 0.8), (3.0, 10.0)) for s in (7, 7, 8))
+    assert a[1] == b[1] and np.array_equal(a[0], b[0])
+    assert not (a[0].shape == c[0].shape and np.array_equal(a[0], c[0]))
+
+
+def test_telephone_band_leaves_nothing_above_4_khz():
+    from asr.features import telephone
+
+    white = torch.randn(16001, generator=torch.Generator().manual_seed(0))  # odd length: resampling rounds
+    out = telephone(white, band_limit=True)
+    assert out.shape == white.shape
+    spec = torch.fft.rfft(out.double() * torch.hann_window(out.numel(), dtype=torch.float64)).abs() ** 2
+    freqs = torch.fft.rfftfreq(out.numel(), 1 / 16000)
+    assert 10 * math.log10(spec[freqs > 4000].sum() / spec.sum()) < -40
+    ref = torch.fft.rfft(white.double() * torch.hann_window(white.numel(), dtype=torch.float64)).abs() ** 2
+    kept = spec[(freqs > 300) & (freqs < 3000)].sum() / ref[(freqs > 300) & (freqs < 3000)].sum()
+    assert 0.9 < kept < 1.1  # the telephone band itself passes
+
+
+@pytest.mark.parametrize("codec", ["opus", "mp3"])
+@pytest.mark.parametrize("band", [False, True])
+def test_codec_round_trip_keeps_length_and_timing(codec, band):
+    from asr.features import codec_round_trip, telephone
+
+    t = torch.arange(12345) / 16000
+    wav = 0.3 * torch.sin(2 * torch.pi * (200 + 600 * t) * t) * (t < 0.5)  # a chirp, then silence
+    out = telephone(wav, band, codec, level=0.9)
+    assert out.shape == wav.shape and not torch.equal(out, wav)  # lossy
+    xcorr = np.correlate(out.numpy(), wav.numpy(), mode="full")
+    assert int(np.argmax(xcorr)) - (wav.numel() - 1) == 0
+    assert float(torch.corrcoef(torch.stack([out, wav]))[0, 1]) > 0.9
+    assert codec_round_trip(wav[:999], codec).shape == (999,)

@@ -156,6 +156,8 @@ def test_upstream_layout_uses_the_official_lists_and_cuts_the_noise(layouts, tmp
     noise_ids = {s: [u.id for u in sets[s] if not u.text] for s in sets}
     assert noise_ids == {"train": [f"noise-pink-{i:04d}" for i in range(8)], "dev": ["noise-pink-0008"],
                          "test": ["noise-pink-0009"]}
+    # the training set's noise clips (not dev's or test's) are also the noise source for augmentation
+    assert [u.id for u in read_manifest(tmp_path / sc.NOISE_MANIFEST)] == noise_ids["train"]
     clip = next(u for u in sets["test"] if not u.text)
     data, sr = sf.read(clip.audio)
     assert sr == 16000 and len(data) == 16000 and Path(clip.audio).parent == tmp_path / "noise"

@@ -41,6 +41,7 @@ AUDIO_SUFFIXES = (".wav", ".flac")
 SPLITS = ("train", "dev", "test")
 DEV_PERCENT, TEST_PERCENT = 10, 10
 CLIP_SECONDS = 1.0  # length of the silence clips cut from the long noise recordings
+NOISE_MANIFEST = "noise/train.jsonl"  # the training set's silence clips, a noise source for augmentation
 
 
 @dataclass(frozen=True)
@@ -253,8 +254,9 @@ def _assign(clips: list[Clip], lists: dict[str, set[str]]) -> dict[str, list[Cli
 
 def prepare(src: str | Path, out_dir: str | Path, progress: bool = True) -> dict[str, int]:
     """Write `{train,dev,test}.jsonl` (and `test-canonical.jsonl` when both layouts are found) under OUT_DIR,
-    each with a `<set>.labels` file (`id<TAB>class`), plus `labels.txt` (the twelve classes) and `words.txt`
-    (every word of the training transcripts). Returns utterances per set."""
+    each with a `<set>.labels` file (`id<TAB>class`), plus `labels.txt` (the twelve classes), `words.txt`
+    (every word of the training transcripts) and `noise/train.jsonl` (the training set's silence clips, for
+    `features.background_noise`). Returns utterances per set."""
     layouts = find_layouts(src)
     out = Path(out_dir)
     sets: dict[str, list[Utterance]] = {}
@@ -305,4 +307,8 @@ def write_sets(sets: dict[str, list[Utterance]], out: Path, src) -> dict[str, in
     words = sorted({u.text for u in sets["train"] if u.text})
     with atomic_path(out / "words.txt") as tmp:
         tmp.write_text("\n".join(words) + "\n")
+    noise = sorted((u for u in sets["train"] if not u.text), key=lambda u: u.id)
+    if noise:  # the training set's silence clips, for `features.background_noise`
+        (out / NOISE_MANIFEST).parent.mkdir(parents=True, exist_ok=True)
+        write_manifest(noise, out / NOISE_MANIFEST)
     return counts
