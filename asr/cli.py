@@ -110,7 +110,12 @@ def cmd_package(args) -> int:
 def cmd_merge(args) -> int:
     from asr.manifest import merge_manifests
 
-    n = merge_manifests(args.inputs, args.out)
+    texts = None
+    if args.texts:
+        from asr.decode import read_choices
+
+        texts = read_choices(args.texts, "--texts file")
+    n = merge_manifests(args.inputs, args.out, texts)
     print(f"{args.out}: {n} utterances")
     return 0
 
@@ -136,8 +141,15 @@ def cmd_summarize(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from asr.corpus.synth import synthesize
+    from asr.corpus.synth import synthesize, synthesize_words
 
+    if args.words:
+        from asr.decode import read_choices
+
+        summary = synthesize_words(args.out, read_choices(args.words, "--words file"), takes=args.takes, seed=args.seed,
+                                   progress=not args.quiet)
+        print(f"{args.out}/words.jsonl: {summary}")
+        return 0
     summary = synthesize(args.out, seed=args.seed, train_utts=args.train_utts, dev_utts=args.dev_utts,
                          test_utts=args.test_utts, fmt=args.format, progress=not args.quiet)
     print(summary)
@@ -163,7 +175,11 @@ def cmd_decode(args) -> int:
                          "--choices: greedy decoding has one hypothesis")
     rec = Recognizer.load(args.model, args.device)
     _maybe_beam(rec, args)
+    if args.empty_choice and not args.choices:
+        raise ValueError("--empty-choice needs --choices")
     choices = read_choices(args.choices) if args.choices else None
+    if choices is not None and args.empty_choice:
+        choices.append("")
     decode_manifest(rec, args.manifest, args.out, batch_size=args.batch_size, progress=not args.quiet,
                     choices=choices, nbest=args.nbest)
     print(f"hypotheses: {args.out}")
@@ -318,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("merge", help="concatenate manifests into one (ids must be unique)")
     s.add_argument("out", help="manifest to write")
     s.add_argument("inputs", nargs="+", help="manifests to concatenate, in order")
+    s.add_argument("--texts", help="keep only utterances whose transcript is one of this file's lines (e.g. a "
+                                   "corpus's digit words)")
     s.set_defaults(func=cmd_merge)
 
     def manifest_to_file(name: str, help: str, section: str, out: str, key: str, func) -> None:
@@ -368,6 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dev-utts", type=int, default=60)
     s.add_argument("--test-utts", type=int, default=80, help="utterances per test set")
     s.add_argument("--format", choices=["flac", "ogg"], default="flac", help="flac (LibriSpeech) or ogg (Opus, small)")
+    s.add_argument("--words", help="instead of the corpus: every voice speaks each word of this file (one per "
+                                   "line) --takes times, into OUT/words.jsonl (extra voices for FSDD's digits)")
+    s.add_argument("--takes", type=int, default=2, help="--words: takes per voice and word, each with its own "
+                                                         "rate and pitch")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_synth)
 
@@ -384,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=16)
     s.add_argument("--choices", help="closed-set decoding: file of allowed transcripts, one per line "
                                      "(each utterance gets the one with the highest CTC likelihood)")
+    s.add_argument("--empty-choice", action="store_true", help="with --choices: the empty transcript (no speech, "
+                                                              "e.g. Speech Commands' silence) is allowed too")
     s.add_argument("--nbest", type=int, default=1, help="also list up to N hypotheses per utterance with their "
                    "scores (beam search: distinct texts; --choices: the N most likely choices)")
     s.add_argument("--device", default="cpu")

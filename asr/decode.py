@@ -43,9 +43,9 @@ def batched_log_probs(model, ds, device, batch_size: int = 16):
 def choice_scores(log_probs: torch.Tensor, lengths: torch.Tensor, choices: list[list[int]]) -> torch.Tensor:
     """Closed-set scores: the CTC log-likelihood (B, C) of every allowed token sequence for every utterance
     (exact, by the CTC forward algorithm, not a beam; -inf where the sequence cannot fit). log_probs (B, T, V),
-    lengths (B,)."""
-    if not choices or any(not c for c in choices):
-        raise ValueError("every choice must be a non-empty token sequence")
+    lengths (B,). An empty choice is the all-blank path (no speech)."""
+    if not choices:
+        raise ValueError("closed-set decoding needs at least one choice")
     b, t, _ = log_probs.shape
     c = len(choices)
     lp = log_probs.float().transpose(0, 1)  # (T, B, V)
@@ -64,16 +64,16 @@ def best_choices(log_probs: torch.Tensor, lengths: torch.Tensor, choices: list[l
     return choice_scores(log_probs, lengths, choices).argmax(dim=1).tolist()
 
 
-def read_choices(path: str | Path) -> list[str]:
-    """Allowed transcripts for closed-set decoding, one per line."""
+def read_choices(path: str | Path, what: str = "choices file") -> list[str]:
+    """Allowed transcripts for closed-set decoding (or any list of transcripts), one per line."""
     from asr.manifest import ManifestError
 
     path = Path(path)
     if not path.is_file():
-        raise ManifestError(f"{path}: choices file not found")
+        raise ManifestError(f"{path}: {what} not found")
     choices = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if not choices:
-        raise ManifestError(f"{path}: choices file is empty")
+        raise ManifestError(f"{path}: {what} is empty")
     return choices
 
 

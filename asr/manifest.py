@@ -91,15 +91,23 @@ def write_manifest(utts: list[Utterance], path: str | os.PathLike) -> None:
         tmp.write_text("".join(json.dumps(asdict(u), ensure_ascii=False) + "\n" for u in utts), encoding="utf-8")
 
 
-def merge_manifests(inputs: list[str | os.PathLike], out: str | os.PathLike) -> int:
-    """Concatenate manifests (e.g. LibriSpeech training subsets) into one; ids must stay unique."""
+def merge_manifests(inputs: list[str | os.PathLike], out: str | os.PathLike,
+                    texts: list[str] | None = None) -> int:
+    """Concatenate manifests (e.g. LibriSpeech training subsets) into one; ids must stay unique. With `texts`,
+    only utterances whose transcript is one of them are kept (an empty result is an error)."""
     utts, seen = [], set()
+    keep = set(texts) if texts is not None else None
     for path in inputs:
         for u in read_manifest(path):
+            if keep is not None and u.text not in keep:
+                continue
             if u.id in seen:
                 raise ManifestError(f"{path}: utterance id {u.id!r} also appears in an earlier manifest")
             seen.add(u.id)
             utts.append(u)
+    if keep is not None and not utts:
+        raise ManifestError(f"{out}: no utterance of {', '.join(map(str, inputs))} has one of the {len(keep)} "
+                            "transcripts asked for")
     write_manifest(utts, out)
     return len(utts)
 

@@ -3,6 +3,7 @@ import json
 import torch
 
 from asr.decode import greedy_ids, read_hypotheses, write_hypotheses
+from asr.manifest import read_manifest
 from speech import DIGITS
 
 
@@ -70,3 +71,46 @@ def test_decode_nbest_lists_hypotheses_best_first_with_beam_search_and_choices(d
     assert main(["decode", "--model", str(bundle), "--manifest", manifest, "--out", str(tmp_path / "g.jsonl"),
                  "--nbest", "2"]) == 2
     assert "needs beam search" in capsys.readouterr().err and not (tmp_path / "g.jsonl").exists()
+
+
+def test_an_empty_choice_is_the_all_blank_path():
+    from asr.decode import best_choices, choice_scores
+
+    # vocabulary: 0 blank, 1 'A', 2 'B'. Mostly blank frames with a weak 'A': the empty choice wins; a clear
+    # 'A' frame makes "A" win. The empty choice's score is the sum of the blank log-probabilities.
+    quiet = torch.tensor([[0.9, 0.06, 0.04], [0.7, 0.25, 0.05], [0.9, 0.05, 0.05]]).log()
+    loud = torch.tensor([[0.9, 0.06, 0.04], [0.1, 0.85, 0.05], [0.9, 0.05, 0.05]]).log()
+    lp = torch.stack([quiet, loud])
+    lengths = torch.tensor([3, 3])
+    scores = choice_scores(lp, lengths, [[], [1], [2]])
+    assert torch.allclose(scores[:, 0], lp[:, :, 0].sum(dim=1))
+    assert best_choices(lp, lengths, [[], [1], [2]]) == [0, 1]
+
+
+def test_decode_empty_choice_adds_the_empty_transcript_to_the_choices(digits_model, tmp_path, capsys):
+    """`--empty-choice`: the empty transcript is one more choice, scored like the others (the n-best list of all
+    eleven choices holds it with a finite score), and otherwise the choice is the one made without it; without
+    --choices the flag is refused with one line and no file. (Whether silence decodes to it is the model's business: the
+    digits model never heard silence.)"""
+    from asr.cli import main
+
+    out, bundle = digits_model
+    manifest = str(out / "data" / "dev.jsonl")
+    (tmp_path / "digits.txt").write_text("\n".join(DIGITS) + "\n")
+    hyp = tmp_path / "h.jsonl"
+    assert main(["decode", "--model", str(bundle), "--manifest", manifest, "--out", str(hyp),
+                 "--choices", str(tmp_path / "digits.txt"), "--empty-choice", "--nbest", "11", "--quiet"]) == 0
+    lines = [json.loads(x) for x in hyp.read_text().splitlines()]
+    plain = tmp_path / "p.jsonl"
+    assert main(["decode", "--model", str(bundle), "--manifest", manifest, "--out", str(plain),
+                 "--choices", str(tmp_path / "digits.txt"), "--quiet"]) == 0
+    without = {json.loads(x)["id"]: json.loads(x)["text"] for x in plain.read_text().splitlines()}
+    assert len(lines) == len(read_manifest(manifest)) == len(without)
+    for line in lines:
+        texts = {h["text"]: h["score"] for h in line["nbest"]}
+        assert set(texts) == {*DIGITS, ""} and texts[""] > float("-inf")
+        best_digit = max(DIGITS, key=texts.get)
+        assert without[line["id"]] == best_digit and line["text"] in (best_digit, "")
+    assert main(["decode", "--model", str(bundle), "--manifest", manifest, "--out", str(tmp_path / "g.jsonl"),
+                 "--empty-choice"]) == 2
+    assert "--empty-choice needs --choices" in capsys.readouterr().err and not (tmp_path / "g.jsonl").exists()

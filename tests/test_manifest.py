@@ -59,3 +59,26 @@ def test_prepare_reports_missing_audio(tmp_path):
     (chapter / "1-2.trans.txt").write_text("1-2-0000 HELLO\n")
     with pytest.raises(ManifestError, match="no audio file for utterance 1-2-0000"):
         prepare(tmp_path / "src", tmp_path / "out", progress=False)
+
+
+def test_merge_keeps_only_the_transcripts_asked_for(tmp_path, capsys):
+    """`asr merge --texts FILE`: utterances whose transcript is a line of FILE, in input order; none left is an
+    error naming the output and writing nothing."""
+    from asr.cli import main
+
+    for name, rows in {"a": [("a1", "THREE"), ("a2", "BED"), ("a3", "")], "b": [("b1", "ZERO"), ("b2", "YES")]}.items():
+        utts = [Utterance(i, str(tmp_path / f"{i}.wav"), 1.0, "s", t) for i, t in rows]
+        write_manifest(utts, tmp_path / f"{name}.jsonl")
+    (tmp_path / "digits.txt").write_text("ZERO\nTHREE\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["merge", str(out), str(tmp_path / "a.jsonl"), str(tmp_path / "b.jsonl"),
+                 "--texts", str(tmp_path / "digits.txt")]) == 0
+    assert [(u.id, u.text) for u in read_manifest(out)] == [("a1", "THREE"), ("b1", "ZERO")]
+    (tmp_path / "none.txt").write_text("NINE\n")
+    assert main(["merge", str(tmp_path / "x.jsonl"), str(tmp_path / "a.jsonl"), "--texts",
+                 str(tmp_path / "none.txt")]) == 2
+    err = capsys.readouterr().err
+    assert "x.jsonl: no utterance" in err and not (tmp_path / "x.jsonl").exists()
+    assert main(["merge", str(tmp_path / "x.jsonl"), str(tmp_path / "a.jsonl"), "--texts",
+                 str(tmp_path / "missing.txt")]) == 2
+    assert "missing.txt: --texts file not found" in capsys.readouterr().err

@@ -95,6 +95,45 @@ def test_fsdd_recipe_end_to_end_and_resume(speech_data, tmp_path):
         "stage 7 score"]
 
 
+def test_fsdd_recipe_adds_other_voices_to_every_training_set(speech_data, tmp_path):
+    """--speech-commands and --synth-takes: stage 2 extra writes the extra digit recordings (Speech Commands'
+    digit words only, every synthetic voice) and a train-extra.jsonl beside every train.jsonl, which holds
+    that training set and the extras, and never the fold's test speaker."""
+    from test_speech_commands import VOICE_OF, write_clip, write_test_layout
+
+    from asr.corpus import speech_commands as sc
+    from asr.manifest import read_manifest
+
+    words_sc = write_test_layout(tmp_path / "sc")  # commands, BED and silence from three speakers (one per split)
+    speakers = sorted(VOICE_OF)
+    for speaker in speakers:
+        write_clip(words_sc / sc.UNKNOWN / f"three_{speaker}_nohash_0.flac", "three", speaker, 2)
+    exp = tmp_path / "exp"
+    cmd = ["bash", RECIPES / "fsdd" / "run.sh", "--source", speech_data.fsdd_source(), "--exp", exp,
+           "--speech-commands", words_sc, "--synth-takes", "1", "--stop-stage", "2"]
+    r = run(cmd)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert [line.split("] ")[1].split(":")[0] for line in stage_lines(r.stdout)] == [
+        "stage 1 download", "stage 2 manifests", "stage 2 extra"]
+    extra = read_manifest(exp / "data" / "extra.jsonl")
+    digits = set((exp / "data" / "words.txt").read_text().split())
+    assert {u.text for u in extra} == digits  # every digit (synthetic voices), nothing else (no BED, no YES)
+    real = [u for u in extra if not u.speaker.startswith("synth")]
+    assert sorted(u.speaker for u in real) == speakers and {u.text for u in real} == {"THREE"}
+    synth_voices = {u.speaker for u in extra} - set(speakers)
+    assert len(synth_voices) >= 20 and len(extra) == len(real) + 10 * len(synth_voices)
+    folds = sorted((exp / "data").glob("loso-*"))
+    assert folds
+    for folder in [exp / "data" / "conventional", *folds]:
+        train = read_manifest(folder / "train.jsonl")
+        both = read_manifest(folder / "train-extra.jsonl")
+        assert [u.id for u in both] == [u.id for u in train] + [u.id for u in extra]
+        if folder.name.startswith("loso-"):
+            assert folder.name.removeprefix("loso-") not in {u.speaker for u in both}
+    r2 = run(cmd)
+    assert r2.returncode == 0 and all("already done" in line for line in stage_lines(r2.stdout)), r2.stdout
+
+
 def assemble_librispeech(root: Path, sample: Path, n_train: int = 30) -> Path:
     """A LibriSpeech-layout folder: train-clean-100 (two chapters) and train-clean-360 (one) from the committed
     synthetic corpus, dev-clean and test-clean from the LibriSpeech sample (real, or generated without

@@ -382,3 +382,48 @@ def synthesize(out_dir: str | os.PathLike, *, seed: int = 0, train_utts: int = 6
             "voices": len({j.voice.speaker for j, _ in split_jobs}),
         }
     return summary
+
+
+# ---------------------------------------------------------------- isolated words
+
+
+def synthesize_words(out_dir: str | os.PathLike, words: list[str], *, takes: int = 2, seed: int = 0,
+                     progress: bool = True, workers: int | None = None) -> dict[str, float]:
+    """Every installed voice of the plan (train, dev and test-unseen voices alike) speaks every word `takes`
+    times, each take with its own rate, pitch, level and edge silence: `OUT/<speaker>/<word>-<take>.flac`
+    plus the manifest `OUT/words.jsonl` (speaker `synth<id>`, text the word in upper case). Extra voices for a
+    corpus of real speakers (FSDD's digits), where no synthetic voice is a test speaker. Returns
+    {"utterances", "seconds", "voices"}."""
+    from asr.manifest import Utterance, write_manifest
+    from asr.text import normalize
+
+    words = [normalize(w) for w in words]
+    if not words or not all(words) or takes < 1:
+        raise ValueError(f"need at least one non-empty word and takes >= 1, got {len(words)} words, takes={takes}")
+    out = Path(out_dir)
+    if (out / "words.jsonl").exists():
+        raise FileExistsError(f"{out}: already holds words.jsonl; choose an empty folder")
+    rng = random.Random(seed)
+    workers = workers or min(8, os.cpu_count() or 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        chosen, _ = choose_voices(pool)
+        voices = [v for split in ("train", "dev", "test-unseen") for v in chosen[split]]
+        jobs = []
+        for voice in voices:
+            for word in words:
+                for take in range(takes):
+                    rate, pitch = _prosody(rng, voice)
+                    tag = f"{word.lower().replace(' ', '_')}-{take}"
+                    jobs.append(Job("words", f"synth{voice.speaker}-{tag}", word, voice, rate, pitch,
+                                    rng.uniform(*PEAK_LEVEL), rng.uniform(*EDGE_SILENCE_S),
+                                    rng.uniform(*EDGE_SILENCE_S), out / str(voice.speaker) / f"{tag}.flac"))
+        try:
+            seconds = list(tqdm(pool.map(render, jobs), total=len(jobs), desc="synthesize words", unit="utt",
+                                disable=not progress))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    utts = [Utterance(j.utt_id, str(j.path.resolve()), round(s, 4), f"synth{j.voice.speaker}", j.text)
+            for j, s in zip(jobs, seconds)]
+    write_manifest(utts, out / "words.jsonl")
+    return {"utterances": len(utts), "seconds": round(sum(seconds), 2), "voices": len(voices)}

@@ -2,7 +2,11 @@
 # FSDD (Free Spoken Digit Dataset): real human speech, ten words, trains on a laptop CPU.
 # Two evaluations: the conventional split (takes 0-4 of every speaker are the test set) and
 # speaker-independent leave-one-speaker-out (one model per held-out speaker; mean and worst speaker).
+# More voices for every training set (stage 2 extra): the digit words of a Speech Commands copy (hundreds of
+# real speakers, none of them FSDD's) and synthetic digits of every espeak-ng/flite voice (--synth-takes).
 # Example: ./run.sh --source ../../../shared/data/fsdd
+#          ./run.sh --source ../../../shared/data/fsdd --speech-commands ../../../shared/data/speech_commands \
+#            --synth-takes 2 --exp exp/fsdd-voices
 set -euo pipefail
 
 # --- options ---
@@ -16,8 +20,10 @@ overrides=""             # extra config overrides for every model, e.g. "train.m
 loso=true                # also run the leave-one-speaker-out evaluation
 ngpu=1                   # data-parallel training processes (GPUs; gloo processes on a CPU-only machine)
 feature_cache=false      # true: precompute training features into memory-mapped shards (stage 4)
+speech_commands=""       # Speech Commands copy (as its --source): its zero..nine clips join every training set
+synth_takes=0            # takes per synthetic voice and digit joining every training set (0: none)
 # --- end options ---
-path_opts="source conf exp"
+path_opts="source conf exp speech_commands"
 . "$(dirname "$0")/../lib/parse_options.sh"
 cd "$(dirname "$0")"  # defaults are relative to the recipe folder
 . ../lib/template.sh
@@ -26,12 +32,38 @@ corpus=fsdd
 decode_opts="--choices $exp/data/words.txt"  # decoding restricted to the ten words
 
 corpus_stages "$exp/download" "$exp/data" "$exp"
-model_stages "$exp/data/conventional" "$exp/conventional" train dev test
+
+# extra_voices: EXP/data/extra.jsonl (the extra digit recordings), then train-extra.jsonl beside every train.jsonl
+extra_voices() {
+  local parts=() split
+  if [ -n "$speech_commands" ]; then
+    "$ASR" download speech_commands "$exp/extra/speech_commands" --source "$speech_commands" --quiet || return 1
+    "$ASR" prepare speech_commands "$exp/extra/speech_commands" "$exp/extra/speech_commands/data" --quiet \
+      > /dev/null || return 1
+    for split in train dev test; do parts+=("$exp/extra/speech_commands/data/$split.jsonl"); done
+  fi
+  if [ "$synth_takes" -gt 0 ]; then
+    rm -rf "$exp/extra/synth"
+    "$ASR" synth "$exp/extra/synth" --words "$exp/data/words.txt" --takes "$synth_takes" --quiet || return 1
+    parts+=("$exp/extra/synth/words.jsonl")
+  fi
+  "$ASR" merge "$exp/data/extra.jsonl" "${parts[@]}" --texts "$exp/data/words.txt" || return 1
+  for split in "$exp"/data/*/train.jsonl; do
+    "$ASR" merge "${split%.jsonl}-extra.jsonl" "$split" "$exp/data/extra.jsonl" > /dev/null || return 1
+  done
+}
+train_set=train
+if [ -n "$speech_commands" ] || [ "$synth_takes" -gt 0 ]; then
+  run_stage 2 extra "$exp" extra_voices
+  train_set=train-extra
+fi
+
+model_stages "$exp/data/conventional" "$exp/conventional" "$train_set" dev test
 if [ "$loso" = true ]; then
   for fold in "$exp"/data/loso-*/; do
     [ -d "$fold" ] || continue  # manifests not prepared yet (--stop-stage 1)
     fold=$(basename "$fold")
-    model_stages "$exp/data/$fold" "$exp/$fold" train dev test
+    model_stages "$exp/data/$fold" "$exp/$fold" "$train_set" dev test
   done
   if compgen -G "$exp/loso-*/decode/test/wer.json" > /dev/null; then
     run_stage 14 summary "$exp" "$ASR" summarize "$exp"/loso-*/decode/test/wer.json \
