@@ -51,8 +51,9 @@ def score_files(manifest: str | Path, hyp_file: str | Path, out_dir: str | Path 
     """Score a hypothesis file against a manifest; every manifest utterance must have a hypothesis. Empty
     references are refused unless `allow_empty` (see `compute`).
 
-    With `out_dir`, writes `wer.json` (the numbers) and `alignments.txt` (reference, hypothesis and
-    word alignment per utterance), each atomically."""
+    With `out_dir`, writes `wer.json` (the numbers), `alignments.txt` (reference, hypothesis and
+    word alignment per utterance) and, when the set has more than one speaker, `speakers.md` (WER and CER
+    per speaker, worst first), each atomically."""
     from asr.manifest import ManifestError, read_hypotheses, read_manifest
 
     utts = read_manifest(manifest)
@@ -73,7 +74,33 @@ def score_files(manifest: str | Path, hyp_file: str | Path, out_dir: str | Path 
             tmp.write_text(json.dumps(asdict(result), indent=2) + "\n")
         with atomic_path(out / "alignments.txt") as tmp:
             tmp.write_text(alignment_report([u.id for u in utts], refs, hyp_list))
+        if len({u.speaker for u in utts}) > 1:
+            with atomic_path(out / "speakers.md") as tmp:
+                tmp.write_text(speaker_table(utts, hyp_list))
     return result
+
+
+def speaker_table(utts: list, hyps: list[str]) -> str:
+    """A markdown table of WER and CER per speaker (`utts`: manifest utterances, `hyps`: their hypotheses),
+    worst WER first; a speaker with no reference word (silence only) is listed last with its insertions."""
+    by_speaker: dict[str, tuple[list[str], list[str]]] = {}
+    for u, h in zip(utts, hyps):
+        refs, hs = by_speaker.setdefault(u.speaker, ([], []))
+        refs.append(u.text)
+        hs.append(h)
+    rows, silent = [], []
+    for speaker, (refs, hs) in by_speaker.items():
+        if any(normalize(r) for r in refs):
+            s = compute(refs, hs, allow_empty=True)
+            rows.append((s.wer, f"| {speaker} | {s.wer:.2f} | {s.cer:.2f} | {s.utterances} | {s.ref_words} | "
+                                f"{s.substitutions} | {s.deletions} | {s.insertions} |"))
+        else:
+            inserted = sum(len(normalize(h).split()) for h in hs)
+            silent.append(f"| {speaker} | – | – | {len(refs)} | 0 | 0 | 0 | {inserted} |")
+    rows.sort(key=lambda r: -r[0])
+    return ("| speaker | WER % | CER % | #utts | #words | S | D | I |\n"
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+            + "".join(line + "\n" for _, line in rows) + "".join(line + "\n" for line in silent))
 
 
 def alignment_report(ids: list[str], refs: list[str], hyps: list[str]) -> str:

@@ -39,6 +39,27 @@ def test_score_files_writes_report(tmp_path):
     assert "id: u1  errors: 1" in report and "THE BAT SAT" in report
 
 
+def test_score_files_reports_each_speaker_worst_first(tmp_path):
+    utts = [Utterance("a1", "a.wav", 1.0, "alice", "ONE TWO"), Utterance("a2", "b.wav", 1.0, "alice", "THREE"),
+            Utterance("b1", "c.wav", 1.0, "bob", "FOUR FIVE"), Utterance("q1", "d.wav", 1.0, "quiet", "")]
+    write_manifest(utts, tmp_path / "m.jsonl")
+    write_hypotheses({"a1": "ONE TWO", "a2": "THREE", "b1": "FOUR", "q1": "SIX"}, tmp_path / "h.jsonl")
+    score_files(tmp_path / "m.jsonl", tmp_path / "h.jsonl", tmp_path / "report", allow_empty=True)
+    rows = [line.split("|")[1:-1] for line in (tmp_path / "report" / "speakers.md").read_text().splitlines()[2:]]
+    rows = [[c.strip() for c in r] for r in rows]
+    assert [r[0] for r in rows] == ["bob", "alice", "quiet"]
+    assert rows[0][1] == "50.00" and rows[0][3:] == ["1", "2", "0", "1", "0"]  # one deletion of two words
+    assert rows[1][1] == "0.00" and rows[1][3] == "2"
+    assert rows[2][1] == "–" and rows[2][-1] == "1"  # silence only: the decoded word is an insertion
+
+
+def test_one_speaker_writes_no_speaker_table(tmp_path):
+    write_manifest([Utterance("u1", "a.wav", 1.0, "s", "A B")], tmp_path / "m.jsonl")
+    write_hypotheses({"u1": "A"}, tmp_path / "h.jsonl")
+    score_files(tmp_path / "m.jsonl", tmp_path / "h.jsonl", tmp_path / "report")
+    assert (tmp_path / "report" / "wer.json").exists() and not (tmp_path / "report" / "speakers.md").exists()
+
+
 def test_missing_hypothesis_is_an_error(tmp_path):
     write_manifest([Utterance("u1", "a.wav", 1.0, "s", "A")], tmp_path / "m.jsonl")
     write_hypotheses({"other": "A"}, tmp_path / "h.jsonl")
