@@ -77,3 +77,37 @@ def test_robustness_bench_decodes_every_condition(digits_model, tmp_path):
         a, b = (robustness.corrupt(wav, condition, k, noises) for _ in range(2))
         assert a.shape == wav.shape and torch.equal(a, b)
         assert torch.equal(a, wav) == (condition == "clean"), condition
+
+
+def test_cross_voice_bench_speaks_with_festival(digits_model, tmp_path):
+    """bench/cross_voice.py: festival (a synthesiser the models never heard) speaks the manifest's sentences;
+    its 'as recorded' column is the greedy WER that `asr decode` + `asr score` give; a voice festival does not
+    have is left out with a warning, and the audio it did synthesise is real speech-length audio, reused on a
+    second run."""
+    import soundfile as sf
+
+    from asr.cli import main
+    from asr.manifest import read_manifest, write_manifest
+    from asr.score import score_files
+
+    out, bundle = digits_model
+    write_manifest(read_manifest(out / "data" / "dev.jsonl")[:3], tmp_path / "three.jsonl")
+    cmd = [sys.executable, REPO / "bench" / "cross_voice.py", "--models", bundle, "--manifest",
+           tmp_path / "three.jsonl", "--voices", "kal_diphone", "no_such_voice", "--work", tmp_path / "fest",
+           "--threads", "1", "--out", tmp_path / "t.md"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "festival voice no_such_voice left out" in r.stderr, r.stderr
+    lines = (tmp_path / "t.md").read_text().splitlines()
+    assert "| kal_diphone | festival mean |" in lines[2] and "no_such_voice" not in lines[2]
+    row = next(line for line in lines if line.startswith(f"| {bundle} |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert main(["decode", "--model", str(bundle), "--manifest", str(tmp_path / "three.jsonl"), "--out",
+                 str(tmp_path / "h.jsonl"), "--quiet"]) == 0
+    assert abs(float(cells[1]) - score_files(tmp_path / "three.jsonl", tmp_path / "h.jsonl").wer) < 0.01
+    assert float(cells[3]) == float(cells[4])  # one festival voice: the mean is that voice
+    wavs = sorted((tmp_path / "fest" / "kal_diphone").glob("*.wav"))
+    assert len(wavs) == 3 and all(sf.info(w).duration > 0.3 for w in wavs)
+    stamp = [w.stat().st_mtime_ns for w in wavs]
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=300).returncode == 0
+    assert [w.stat().st_mtime_ns for w in wavs] == stamp
