@@ -80,16 +80,21 @@ def score_files(manifest: str | Path, hyp_file: str | Path, out_dir: str | Path 
     return result
 
 
+def by_speaker(utts: list, hyps: list[str]) -> dict[str, tuple[list[str], list[str]]]:
+    """{speaker: (its references, its hypotheses)} of manifest utterances `utts` and their hypotheses."""
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for u, h in zip(utts, hyps):
+        refs, hs = out.setdefault(u.speaker, ([], []))
+        refs.append(u.text)
+        hs.append(h)
+    return out
+
+
 def speaker_table(utts: list, hyps: list[str]) -> str:
     """A markdown table of WER and CER per speaker (`utts`: manifest utterances, `hyps`: their hypotheses),
     worst WER first; a speaker with no reference word (silence only) is listed last with its insertions."""
-    by_speaker: dict[str, tuple[list[str], list[str]]] = {}
-    for u, h in zip(utts, hyps):
-        refs, hs = by_speaker.setdefault(u.speaker, ([], []))
-        refs.append(u.text)
-        hs.append(h)
     rows, silent = [], []
-    for speaker, (refs, hs) in by_speaker.items():
+    for speaker, (refs, hs) in by_speaker(utts, hyps).items():
         if any(normalize(r) for r in refs):
             s = compute(refs, hs, allow_empty=True)
             rows.append((s.wer, f"| {speaker} | {s.wer:.2f} | {s.cer:.2f} | {s.utterances} | {s.ref_words} | "

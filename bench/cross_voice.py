@@ -73,13 +73,10 @@ def synthesise(utts, voices: list[str], work: Path) -> dict[str, list[Path]]:
 def wer_of(rec, paths, utts) -> tuple[float, dict[str, float]]:
     """(WER %, {speaker: WER %}) of greedy decoding of `paths` against the texts of `utts`."""
     from asr.audio import load_audio
-    from asr.score import compute
+    from asr.score import by_speaker, compute
 
     hyps = [rec.transcribe_wave(torch.from_numpy(load_audio(p)).float()) for p in paths]
-    per: dict[str, tuple[list[str], list[str]]] = {}
-    for u, h in zip(utts, hyps):
-        per.setdefault(u.speaker, ([], []))[0].append(u.text)
-        per[u.speaker][1].append(h)
+    per = by_speaker(utts, hyps)
     return compute([u.text for u in utts], hyps).wer, {s: compute(r, h).wer for s, (r, h) in per.items()}
 
 
