@@ -57,6 +57,8 @@ class FeatureConfig:
     background_noise: str = ""  # manifest of noise clips (JSON Lines with `audio`); empty = off
     background_snr: tuple[float, ...] = (5.0, 20.0)  # [low, high] dB against the utterance's mean power
     background_prob: float = 0.5  # fraction of training utterances that get a noise clip
+    pitch_prob: float = 0.0  # fraction whose pitch is moved, formants and length kept (0 = off)
+    pitch_semitones: tuple[float, ...] = (-3.0, 3.0)  # [low, high] semitones of the pitch shift
     reverb_prob: float = 0.0  # fraction reverberated by a simulated shoebox room (0 = off)
     reverb_rt60: tuple[float, ...] = (0.2, 0.8)  # [low, high] seconds: the room's reverberation time
     reverb_room: tuple[float, ...] = (3.0, 10.0)  # [low, high] metres: room length and width (height 2.4-4 m)
@@ -86,7 +88,9 @@ class FeatureConfig:
                "features.reverb_rt60 must be [low_s, high_s] with 0.05 <= low <= high <= 3")
         _check(len(self.reverb_room) == 2 and 1.5 <= self.reverb_room[0] <= self.reverb_room[1] <= 50.0,
                "features.reverb_room must be [low_m, high_m] with 1.5 <= low <= high <= 50")
-        for key in ("background_prob", "reverb_prob", "telephone_prob", "codec_prob"):
+        _check(len(self.pitch_semitones) == 2 and -12 <= self.pitch_semitones[0] <= self.pitch_semitones[1] <= 12,
+               "features.pitch_semitones must be [low, high] with -12 <= low <= high <= 12")
+        for key in ("background_prob", "pitch_prob", "reverb_prob", "telephone_prob", "codec_prob"):
             _check(0.0 <= getattr(self, key) <= 1.0, f"features.{key} must be in [0, 1]")
         unknown = [c for c in self.codec_list if c not in CODECS]
         _check(not unknown and (self.codec_list or self.codec_prob == 0),
@@ -108,8 +112,10 @@ class FeatureConfig:
 
     @property
     def waveform_augmentation(self) -> bool:
-        """Whether any waveform-domain corruption is on (background noise, reverberation, telephone, codec)."""
-        return bool(self.background_noise) or max(self.reverb_prob, self.telephone_prob, self.codec_prob) > 0
+        """Whether any waveform-domain augmentation is on (pitch, background noise, reverberation, telephone,
+        codec)."""
+        return bool(self.background_noise) or max(self.pitch_prob, self.reverb_prob, self.telephone_prob,
+                                                  self.codec_prob) > 0
 
 
 def empty_mel_filters(n_mels: int, f_min: float, f_max: float, win_ms: float, sample_rate: int = 16000) -> list[int]:
@@ -219,9 +225,9 @@ class Config:
 
     def __post_init__(self):
         _check(not (self.data.feature_cache and self.features.waveform_augmentation),
-               "data.feature_cache holds finished features, so waveform augmentation (features.background_noise, "
-               "reverb_prob, telephone_prob, codec_prob) cannot run on them: train without the feature cache, or "
-               "turn those options off")
+               "data.feature_cache holds finished features, so waveform augmentation (features.pitch_prob, "
+               "background_noise, reverb_prob, telephone_prob, codec_prob) cannot run on them: train without the "
+               "feature cache, or turn those options off")
 
 
 _SECTION_TYPES = {"data": DataConfig, "features": FeatureConfig, "tokenizer": TokenizerConfig,

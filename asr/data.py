@@ -20,6 +20,7 @@ from asr.features import (
     add_noise,
     apply_cmvn,
     freq_warp,
+    pitch_shift,
     random_rir,
     reverberate,
     spec_augment,
@@ -103,9 +104,12 @@ class SpeechDataset(Dataset):
 
     def corrupt(self, wav: torch.Tensor, rng: random.Random) -> torch.Tensor:
         """The waveform-domain corruptions that `rng` draws for one training item, in the order sound meets
-        them: the room's reverberation, background noise at the microphone, then the transmission channel."""
+        them: the speaker's pitch, the room's reverberation, background noise at the microphone, then the
+        transmission channel."""
         cfg = self.cfg
         with torch.no_grad():
+            if cfg.pitch_prob > 0 and rng.random() < cfg.pitch_prob:
+                wav = pitch_shift(wav, rng.uniform(*cfg.pitch_semitones))
             if cfg.reverb_prob > 0 and rng.random() < cfg.reverb_prob:
                 wav = reverberate(wav, *random_rir(rng, cfg.reverb_rt60, cfg.reverb_room))
             if self.noise_clips and rng.random() < cfg.background_prob:

@@ -1,8 +1,9 @@
-"""Features: torchaudio log-mel filterbanks, global CMVN, SpecAugment, speed perturbation and waveform
+"""Features: torchaudio log-mel filterbanks, global CMVN, SpecAugment, speed and pitch perturbation and waveform
 corruption (background noise, simulated room reverberation, telephone band and lossy codecs)."""
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import random
@@ -232,6 +233,61 @@ def reverberate(wav: torch.Tensor, rir: np.ndarray, direct: int) -> torch.Tensor
     the output stays aligned with the input (and with its transcript's timing)."""
     full = AF.fftconvolve(wav, torch.from_numpy(rir.astype(np.float32)))
     return full[direct:direct + wav.numel()].contiguous()
+
+
+PITCH_FFT = 512  # 32 ms at 16 kHz: harmonics of voices down to about 60 Hz are resolved
+PITCH_HOP = 128
+ENVELOPE_MS = 1.5  # cepstral lifter: quefrencies below 1.5 ms are the envelope (pitch periods are 2.5-12 ms)
+ENVELOPE_MAX_GAIN_DB = 20.0  # the formant correction changes no bin by more than this
+
+
+def _stft(wav: torch.Tensor) -> torch.Tensor:
+    return torch.stft(wav, PITCH_FFT, PITCH_HOP, window=torch.hann_window(PITCH_FFT), return_complex=True)
+
+
+def _istft(spec: torch.Tensor, length: int) -> torch.Tensor:
+    return torch.istft(spec, PITCH_FFT, PITCH_HOP, window=torch.hann_window(PITCH_FFT), length=length)
+
+
+@functools.lru_cache(maxsize=256)
+def _resampler(source_rate: int) -> torchaudio.transforms.Resample:
+    """source_rate → 16 kHz, with its filter computed once (building it costs more than applying it)."""
+    return torchaudio.transforms.Resample(source_rate, SAMPLE_RATE)
+
+
+def log_envelope(spec: torch.Tensor) -> torch.Tensor:
+    """Smooth log-magnitude envelope (F, T) of a complex spectrogram (F, T) from a `PITCH_FFT`-point STFT:
+    the real cepstrum of each frame with every quefrency above `ENVELOPE_MS` removed (what is left is the
+    vocal tract's resonances without the harmonics of the voice's pitch)."""
+    cep = torch.fft.irfft(torch.log(spec.abs() + 1e-7), n=PITCH_FFT, dim=0)
+    keep = int(SAMPLE_RATE * ENVELOPE_MS / 1000)
+    cep[keep + 1:PITCH_FFT - keep] = 0
+    return torch.fft.rfft(cep, dim=0).real
+
+
+def pitch_shift(wav: torch.Tensor, semitones: float) -> torch.Tensor:
+    """`wav` (N,) with its pitch moved by `semitones` and its length and formants kept (a higher or lower voice
+    from the same vocal tract, unlike `speed_perturb` and `freq_warp`, which move both together).
+
+    Resampling raises every frequency by the pitch ratio (rounded to a 100 Hz step of the source rate, which
+    keeps the resampling filter short) and shortens the signal; a phase vocoder stretches it back to N samples;
+    then each frame's spectral envelope (`log_envelope`) is put back to the input's, which returns the formants
+    to where they were and leaves the harmonics moved. The output has the input's mean power."""
+    n = wav.numel()
+    if semitones == 0 or n < PITCH_FFT:
+        return wav
+    source_rate = int(round(SAMPLE_RATE * 2 ** (semitones / 12) / 100)) * 100
+    if source_rate == SAMPLE_RATE:
+        return wav
+    fast = _stft(_resampler(source_rate)(wav))  # every frequency x ratio, duration / ratio
+    advance = torch.linspace(0, math.pi * PITCH_HOP, fast.shape[0])[:, None]
+    shifted = _istft(AF.phase_vocoder(fast, SAMPLE_RATE / source_rate, advance), n)
+    spec = _stft(shifted)
+    limit = ENVELOPE_MAX_GAIN_DB / 20 * math.log(10)
+    gain = (log_envelope(_stft(wav)) - log_envelope(spec)).clamp(-limit, limit).exp()
+    out = _istft(spec * gain, n)
+    p_in, p_out = wav.double().pow(2).mean(), out.double().pow(2).mean()
+    return (out * torch.sqrt(p_in / p_out)).float() if p_out > 0 else out  # as loud as the input
 
 
 TELEPHONE_RATE = 8000

@@ -33,6 +33,9 @@ def test_resolved_config_roundtrips(tmp_path):
     ("nodot=1", "must look like section.key=value"),
     ("features.background_snr=[20, 5]", "background_snr must be \\[low_db, high_db\\]"),
     ("features.background_prob=2", "background_prob must be in"),
+    ("features.pitch_semitones=[3, -3]", "pitch_semitones must be \\[low, high\\]"),
+    ("features.pitch_semitones=[-13, 3]", "pitch_semitones must be"),
+    ("features.pitch_prob=1.5", "pitch_prob must be in"),
     ("features.reverb_rt60=[0.01, 0.5]", "reverb_rt60 must be"),
     ("features.reverb_rt60=[0.5]", "reverb_rt60 must be"),
     ("features.reverb_room=[1, 5]", "reverb_room must be"),
@@ -69,7 +72,7 @@ def test_a_config_write_that_fails_half_way_keeps_the_previous_file(tmp_path, mo
 
 def test_waveform_augmentation_with_a_feature_cache_is_refused():
     assert load_config(None, ["data.feature_cache=feats", "features.noise_snr=[10, 30]"])  # feature domain: fine
-    for option in ("features.background_noise=noise.jsonl", "features.reverb_prob=0.5",
+    for option in ("features.pitch_prob=0.5", "features.background_noise=noise.jsonl", "features.reverb_prob=0.5",
                    "features.telephone_prob=0.2", "features.codec_prob=0.1"):
         with pytest.raises(ConfigError, match="data.feature_cache holds finished features"):
             load_config(None, ["data.feature_cache=feats", option])

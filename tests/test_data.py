@@ -106,8 +106,8 @@ def _corrupting_corpus(tmp_path, **options):
         sf.write(tmp_path / f"n{n}.flac", (0.1 * rng.standard_normal(int(16000 * seconds))).astype(np.float32), 16000)
     write_manifest([Utterance(f"n{n}", str(tmp_path / f"n{n}.flac"), 1.0, "", "") for n in range(2)],
                    tmp_path / "noise.jsonl")
-    settings = dict(background_noise=str(tmp_path / "noise.jsonl"), background_prob=1.0, reverb_prob=1.0,
-                    telephone_prob=1.0, codec_prob=1.0, speed_perturb=(0.9, 1.0, 1.1))
+    settings = dict(background_noise=str(tmp_path / "noise.jsonl"), background_prob=1.0, pitch_prob=1.0,
+                    reverb_prob=1.0, telephone_prob=1.0, codec_prob=1.0, speed_perturb=(0.9, 1.0, 1.1))
     return utts, FeatureConfig(**{**settings, **options})
 
 
@@ -140,7 +140,7 @@ def test_each_corruption_alone_changes_the_item(tmp_path):
     utts, _ = _corrupting_corpus(tmp_path)
     base = SpeechDataset(utts, CharTokenizer(), FeatureConfig(speed_perturb=()), train=True)[0, 5][0]
     off = dict(background_noise="", reverb_prob=0.0, telephone_prob=0.0, codec_prob=0.0, speed_perturb=())
-    for key, value in (("background_noise", str(tmp_path / "noise.jsonl")), ("reverb_prob", 1.0),
+    for key, value in (("pitch_prob", 1.0), ("background_noise", str(tmp_path / "noise.jsonl")), ("reverb_prob", 1.0),
                        ("telephone_prob", 1.0), ("codec_prob", 1.0)):
         cfg = FeatureConfig(**{**off, key: value, "background_prob": 1.0})
         feats = SpeechDataset(utts, CharTokenizer(), cfg, train=True)[0, 5][0]

@@ -200,3 +200,52 @@ def test_codec_round_trip_keeps_length_and_timing(codec, band):
     assert int(np.argmax(xcorr)) - (wav.numel() - 1) == 0
     assert float(torch.corrcoef(torch.stack([out, wav]))[0, 1]) > 0.9
     assert codec_round_trip(wav[:999], codec).shape == (999,)
+
+
+def _vowel(f0: float, formants=(700.0, 1800.0), n: int = 16000) -> torch.Tensor:
+    """A synthetic vowel: an impulse train at `f0` Hz through two resonators (formants) of 90 and 120 Hz
+    bandwidth."""
+    import torchaudio.functional as AF
+
+    pulses = torch.zeros(n)
+    pulses[(torch.arange(0, n, 16000 / f0)).long()] = 1.0
+    out = pulses
+    for freq, bandwidth in zip(formants, (90.0, 120.0)):
+        r = math.exp(-math.pi * bandwidth / 16000)
+        a = torch.tensor([1.0, -2 * r * math.cos(2 * math.pi * freq / 16000), r * r])
+        out = AF.lfilter(out, a, torch.tensor([1 - r, 0.0, 0.0]), clamp=False)
+    return 0.3 * out / out.abs().max()
+
+
+def _harmonic_energy(wav: torch.Tensor, f0: float) -> float:
+    """Energy of `wav` in narrow bands around the first six harmonics of `f0`."""
+    mid = wav[2000:-2000]
+    spec = torch.fft.rfft(mid * torch.hann_window(mid.numel())).abs() ** 2
+    step = 16000 / mid.numel()
+    return sum(float(spec[round(k * f0 / step) - 3:round(k * f0 / step) + 4].sum()) for k in range(1, 7))
+
+
+def _first_formant(wav: torch.Tensor) -> float:
+    from asr.features import PITCH_FFT, _stft, log_envelope
+
+    env = log_envelope(_stft(wav))[:, 5:-5].mean(dim=1)
+    freqs = torch.arange(env.numel()) * 16000 / PITCH_FFT
+    band = (freqs > 300) & (freqs < 1200)
+    return float(freqs[band][int(env[band].argmax())])
+
+
+@pytest.mark.parametrize("semitones", [-3.0, 2.5])
+def test_pitch_shift_moves_the_harmonics_and_keeps_formants_length_and_level(semitones):
+    from asr.features import pitch_shift
+
+    vowel = _vowel(120.0)
+    out = pitch_shift(vowel, semitones)
+    assert out.shape == vowel.shape
+    moved = 120.0 * 2 ** (semitones / 12)
+    assert _harmonic_energy(out, moved) > 20 * _harmonic_energy(out, 120.0)  # the voice is higher or lower
+    assert _harmonic_energy(vowel, 120.0) > 20 * _harmonic_energy(vowel, moved)  # (the measure can tell)
+    assert abs(_first_formant(out) - _first_formant(vowel)) <= 32  # one STFT bin: the vocal tract stays
+    assert abs(_first_formant(speed_perturb(vowel, 2 ** (semitones / 12))) - _first_formant(vowel)) > 60  # two bins
+    assert float(out.pow(2).mean() / vowel.pow(2).mean()) == pytest.approx(1.0, rel=1e-3)
+    assert torch.equal(pitch_shift(vowel, 0.0), vowel)
+    assert pitch_shift(vowel[:100], semitones).shape == (100,)  # shorter than one analysis window: as it is
