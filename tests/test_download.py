@@ -32,6 +32,9 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         rng = self.headers.get("Range")
         if rng and rng.startswith("bytes="):
             start = int(rng[6:].split("-")[0])
+        # recorded before the reply: the client may check the list as soon as it has read the body
+        self.server.requests.append((self.path, start))
+        if rng and rng.startswith("bytes="):
             if start >= len(data):
                 self.send_error(416)
                 return
@@ -42,7 +45,6 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data) - start))
         self.end_headers()
         self.wfile.write(data[start:])
-        self.server.requests.append((self.path, start))
 
 
 @pytest.fixture
