@@ -274,7 +274,7 @@ def pitch_shift(wav: torch.Tensor, semitones: float) -> torch.Tensor:
     then each frame's spectral envelope (`log_envelope`) is put back to the input's, which returns the formants
     to where they were and leaves the harmonics moved. The output has the input's mean power."""
     n = wav.numel()
-    if semitones == 0 or n < PITCH_FFT:
+    if semitones == 0 or n < 2 * PITCH_FFT:  # under 64 ms: too short to analyse (a shifted copy is half as long)
         return wav
     source_rate = int(round(SAMPLE_RATE * 2 ** (semitones / 12) / 100)) * 100
     if source_rate == SAMPLE_RATE:
