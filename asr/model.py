@@ -142,6 +142,19 @@ def make_rnn(cfg: ModelConfig, input_size: int) -> nn.RNNBase:
     return nn.RNN(nonlinearity="tanh" if cfg.rnn_type == "rnn_tanh" else "relu", **kwargs)
 
 
+def bf16_problem(rnn_type: str, device: torch.device) -> str:
+    """Why this device cannot run `rnn_type` layers under bf16 autocast, or "" when it can. A tiny layer is run
+    once to find out: CPUs without bf16 instructions (AVX2-only x86, for one) have no oneDNN bf16 LSTM, and
+    torch then raises a RuntimeError in the first forward pass instead of falling back to fp32."""
+    layer = make_rnn(ModelConfig(rnn_type=rnn_type, hidden_size=4), 4).to(device)
+    try:
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
+            layer(torch.zeros(1, 2, 4, device=device))
+    except RuntimeError as exc:
+        return str(exc).split(". ")[0].strip()
+    return ""
+
+
 class RecurrentLayer(nn.Module):
     """One (bi)directional recurrent layer over padded input (B, T, D) → (B, T, H or 2H).
 

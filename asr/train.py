@@ -25,7 +25,7 @@ from asr.decode import batched_log_probs, greedy_ids
 from asr.features import load_cmvn
 from asr.fileio import atomic_path, folder_lock
 from asr.manifest import read_manifest
-from asr.model import AcousticModel, flush_denormals
+from asr.model import AcousticModel, bf16_problem, flush_denormals
 from asr.score import compute
 from asr.text import build_tokenizer, load_tokenizer, tokenizer_from_state
 
@@ -326,6 +326,9 @@ def setup(cfg: Config, d: distributed.Dist, device: torch.device, resume: dict |
     # the CTC loss always runs in fp32 (ctc_loss casts), as do the optimiser and the master weights
     if cfg.train.precision == "fp16" and device.type != "cuda":
         raise ConfigError("train.precision=fp16 needs CUDA; use bf16 on CPU")
+    if cfg.train.precision == "bf16" and (problem := bf16_problem(cfg.model.rnn_type, device)):
+        raise ConfigError(f"train.precision=bf16: this {device.type} cannot run {cfg.model.rnn_type} layers in bf16 "
+                          f"({problem}); use train.precision=fp32")
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.train.precision)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.precision == "fp16")
     sampler = EpochSampler(d.rank, d.world, cfg.train.seed)

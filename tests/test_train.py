@@ -92,3 +92,30 @@ def test_fp16_on_cpu_is_a_clear_error(tmp_path, digit_corpus):
                                        f"train.exp_dir={tmp_path / 'exp'}", "train.precision=fp16"])
     with pytest.raises(ConfigError, match="fp16 needs CUDA"):
         train(cfg, progress=False)
+
+
+def test_bf16_lstm_training_runs_or_is_refused_where_the_cpu_cannot(tmp_path, digit_corpus):
+    """An AVX2-only x86 CPU has no oneDNN bf16 LSTM: the first forward pass under autocast fails there. Training
+    with train.precision=bf16 then stops at once with a ConfigError naming the key; where the kernel exists,
+    it trains. The probe's verdict agrees with a plain torch LSTM under autocast on this machine."""
+    from asr.config import ConfigError
+    from asr.model import bf16_problem
+
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.nn.LSTM(8, 8, batch_first=True)(torch.randn(2, 3, 8))
+        works = True
+    except RuntimeError:
+        works = False
+    problem = bf16_problem("lstm", torch.device("cpu"))
+    assert (problem == "") == works
+    prepare(digit_corpus, tmp_path / "data", progress=False)
+    cfg = load_config(None, OVERFIT + [f"data.train={tmp_path / 'data' / 'train.jsonl'}", "train.device=cpu",
+                                       f"train.exp_dir={tmp_path / 'exp'}", "train.precision=bf16",
+                                       "model.rnn_type=lstm", "train.epochs=1"])
+    if works:
+        assert train(cfg, progress=False).is_file()
+    else:
+        with pytest.raises(ConfigError, match="train.precision=bf16: this cpu cannot run lstm layers in bf16"):
+            train(cfg, progress=False)
+        assert not (tmp_path / "exp" / "model.pt").exists()
