@@ -289,10 +289,12 @@ def test_resume_from_a_copied_folder_and_refusal_when_the_training_data_changed(
     (exp / ".resume.pt.123.tmp.pt").write_bytes(b"half a checkpoint")  # what a kill during a save leaves
     copy = tmp_path / "copied"
     shutil.copytree(exp, copy)
+    # ours, plus the kill's own when it landed during a checkpoint save (a loaded machine makes that likelier)
+    left = [p for p in (*copy.glob(".*.tmp*"), *copy.glob("checkpoints/.*.tmp*")) if p.is_file()]
     r = asr(*args[:5], f"train.exp_dir={copy}", *args[6:], "train.max_minutes=0.02")
     assert r.returncode == 0, r.stderr
     log = (copy / "train.log").read_text()
-    assert "resuming at epoch" in log and "removed 1 temporary file(s)" in log
+    assert "resuming at epoch" in log and f"removed {len(left)} temporary file(s)" in log and len(left) >= 1
     assert not (copy / ".resume.pt.123.tmp.pt").exists()
     assert "STOPPED EARLY: train.max_minutes=0.02 reached" in log
     # the same manifest path, other contents: refused, nothing trained
