@@ -241,12 +241,15 @@ ENVELOPE_MS = 1.5  # cepstral lifter: quefrencies below 1.5 ms are the envelope 
 ENVELOPE_MAX_GAIN_DB = 20.0  # the formant correction changes no bin by more than this
 
 
+_PITCH_WINDOW = torch.hann_window(PITCH_FFT)  # shared by the five transforms of every pitch_shift call
+
+
 def _stft(wav: torch.Tensor) -> torch.Tensor:
-    return torch.stft(wav, PITCH_FFT, PITCH_HOP, window=torch.hann_window(PITCH_FFT), return_complex=True)
+    return torch.stft(wav, PITCH_FFT, PITCH_HOP, window=_PITCH_WINDOW, return_complex=True)
 
 
 def _istft(spec: torch.Tensor, length: int) -> torch.Tensor:
-    return torch.istft(spec, PITCH_FFT, PITCH_HOP, window=torch.hann_window(PITCH_FFT), length=length)
+    return torch.istft(spec, PITCH_FFT, PITCH_HOP, window=_PITCH_WINDOW, length=length)
 
 
 @functools.lru_cache(maxsize=256)
