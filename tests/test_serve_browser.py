@@ -130,22 +130,83 @@ def test_an_undecodable_file_shows_the_servers_error(page):
     assert page.text_content("#file-text") == ""
 
 
-def aligned(sent: np.ndarray, ref: np.ndarray) -> tuple[float, float, float]:
-    """Where the captured `sent` starts in `ref` (in samples, to 1/400 of one: the browser's capture need not
-    start on a 16 kHz sample), and how close it is to `ref` there: (lag, SNR in dB, gain) over the part both
-    cover."""
-    n = 1 << int(np.ceil(np.log2(len(sent) + len(ref))))
-    spec, f = np.fft.rfft(ref, n), np.fft.rfftfreq(n)
-    corr = np.fft.irfft(np.conj(np.fft.rfft(sent, n)) * spec, n)  # corr[k] = sum_i sent[i] ref[i + k]
-    best = (float(np.argmax(corr[: len(ref)])), -np.inf, 0.0)
-    m = min(len(sent), len(ref) - int(best[0]) - 1)
+def _at(x: np.ndarray, spec: np.ndarray, f: np.ndarray, n: int, lag: float) -> tuple[float, float]:
+    """(SNR in dB, gain) of `x` against the signal whose spectrum is `spec`, read from `lag` on (band-limited,
+    so a fractional lag works)."""
+    shifted = np.fft.irfft(spec * np.exp(2j * np.pi * f * lag), n)[: len(x)]
+    err = max(float(np.sum((x - shifted) ** 2)), 1e-20)
+    return 10 * np.log10(float(np.sum(shifted ** 2)) / err), float(np.dot(x, shifted) / np.dot(shifted, shifted))
+
+
+def fit(x: np.ndarray, ref: np.ndarray, guess: float, reach: int) -> tuple[float, float, float]:
+    """Where `x` best matches `ref` within `reach` samples of `guess` (to 1/400 of a sample: the browser's
+    capture need not start on a 16 kHz sample): (lag, SNR in dB, gain), x[i] ~ gain * ref[i + lag]."""
+    lo = max(0, int(guess) - reach)
+    seg = ref[lo: int(guess) + reach + len(x) + 64]
+    if len(seg) < len(x) + 64:
+        return guess, -np.inf, 0.0
+    n = 1 << int(np.ceil(np.log2(len(seg) + len(x))))
+    spec, f = np.fft.rfft(seg, n), np.fft.rfftfreq(n)
+    corr = np.fft.irfft(np.conj(np.fft.rfft(x, n)) * spec, n)[: len(seg) - len(x) - 32]
+    # the correlation's peak, or the guess (a quiet piece's peak can be a wrong one)
+    best = max(((float(k), *_at(x, spec, f, n, k)) for k in (float(np.argmax(corr)), float(round(guess - lo)))),
+               key=lambda b: b[1])
     for step in (0.1, 0.0025):  # a grid around the best lag so far, then a finer one
-        for lag in best[0] + step * np.arange(-10, 11):
-            shifted = np.fft.irfft(spec * np.exp(2j * np.pi * f * lag), n)[:m]  # ref[i + lag], band-limited
-            snr = 10 * np.log10(np.sum(shifted ** 2) / np.sum((sent[:m] - shifted) ** 2))
+        for k in best[0] + step * np.arange(-10, 11):
+            snr, gain = _at(x, spec, f, n, k)
             if snr > best[1]:
-                best = (float(lag), float(snr), float(np.dot(sent[:m], shifted) / np.dot(shifted, shifted)))
-    return best
+                best = (float(k), snr, gain)
+    return best[0] + lo, best[1], best[2]
+
+
+PIECE = 4000  # samples (250 ms): not a multiple of the page's 1,600-sample blocks
+
+
+def pieces(sent: np.ndarray, ref: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """Each 250 ms piece of `sent` that holds speech, matched to `ref` near where the piece before it matched:
+    (start in s, lag in samples, SNR in dB, gain)."""
+    n = 1 << int(np.ceil(np.log2(len(sent) + len(ref))))
+    lag = float(np.argmax(np.fft.irfft(np.conj(np.fft.rfft(sent, n)) * np.fft.rfft(ref, n), n)[: len(ref)]))
+    out = []
+    for s in range(0, len(sent) - PIECE + 1, PIECE):
+        x = sent[s: s + PIECE]
+        if np.sqrt(np.mean(x ** 2)) < 0.01:
+            continue
+        k, snr, gain = fit(x, ref, s + lag, reach=2 * PIECE)
+        if snr > 30:
+            lag = k - s
+        out.append((s / SR, k - s, snr, gain))
+    return out
+
+
+def test_the_match_of_sent_audio_tells_browser_glitches_from_broken_pcm(clips):
+    """What the recording test accepts and refuses, on the file itself: the exact audio, and audio with two
+    glitches of the kind a late browser audio thread makes (50 ms lost, 30 ms of silence put in), pass; a wrong
+    rate, a wrong scale, swapped bytes and every fifth 100 ms block lost fail."""
+    ref, _ = sf.read(clips[1], dtype="float32")
+    late = ref[int(0.3 * SR):]
+    a, b = len(late) * 4 // 10, len(late) * 7 // 10
+    glitched = np.concatenate([late[:a], late[a + 800: b], np.zeros(480, np.float32), late[b:]])
+    assert matches(pieces(late, ref))[0] and matches(pieces(glitched, ref))[0]
+    t = np.arange(int(len(late) * 147 / 160)) * 160 / 147
+    wrong_rate = np.interp(t, np.arange(len(late)), late).astype(np.float32)
+    swapped = (np.round(late * 32768).astype("<i2").byteswap().astype(np.float32) / 32768)
+    blocks = [late[i: i + 1600] for i in range(0, len(late), 1600)]
+    lost = np.concatenate([x for i, x in enumerate(blocks) if i % 5 != 3])
+    for bad in (wrong_rate, 0.9 * late, swapped, lost):
+        assert not matches(pieces(bad, ref))[0]
+
+
+def matches(found: list[tuple[float, float, float, float]]) -> tuple[bool, str]:
+    """Whether the pieces say the audio is the file's: at least 70 % of the speech pieces match it sample for
+    sample (over 30 dB, gain within 1 %), the first one starts within the file's leading silence, and they
+    match it at no more than three different lags (each change, a glitch of the browser's audio). With the
+    pieces, for the failure message."""
+    good = [p for p in found if p[2] > 30 and abs(p[3] - 1) < 0.01]
+    lags = sorted({round(p[1]) for p in good})
+    ok = (len(found) >= 4 and len(good) >= 0.7 * len(found) and 0 <= good[0][1] < LEAD * SR
+          and len(lags) <= 3) if good else False
+    return ok, "\n".join(f"{s:.2f} s: lag {k / SR:.3f} s, {snr:.1f} dB, gain {g:.3f}" for s, k, snr, g in found)
 
 
 def test_recording_streams_the_microphone_and_shows_the_offline_words(page, server, clips, tmp_path):
@@ -189,9 +250,11 @@ def test_recording_streams_the_microphone_and_shows_the_offline_words(page, serv
     # the audio is the file's: Chromium's fake microphone plays it at the browser's rate (44.1 or 48 kHz) and
     # the page's worklet resamples it back to 16 kHz; it starts where the file had reached when the page
     # began to stream (within the leading silence), and matches the file sample for sample (measured 45-70 dB;
-    # a wrong rate, byte order, scale, lost or repeated blocks give well under 20 dB)
-    lag, snr, gain = aligned(pcm, ref)
-    assert 0 <= lag < LEAD * SR and snr > 30 and abs(gain - 1) < 0.01, (lag / SR, snr, gain)
+    # a wrong rate, byte order, scale, lost or repeated blocks give well under 20 dB). Compared piece by
+    # piece: on a loaded machine the browser's own audio threads, when late, lose or pad a few ms (seen in
+    # CI: the whole recording then matched at 2-7 dB at one lag); our page cannot cause or mend that.
+    ok, found = matches(pieces(pcm, ref))
+    assert ok, found
 
     # the transcript. Exact equality with the offline transcript of the file is impossible here: the stream
     # begins at a random point of the file (the page's start-up time), and this tiny model's output depends
