@@ -63,14 +63,18 @@ def stage_lines(out: str) -> list[str]:
 
 
 def test_fsdd_recipe_end_to_end_and_resume(speech_data, tmp_path):
-    """Both FSDD evaluations with the short CI config, then a rerun that skips every finished stage. On the
-    real FSDD when ../shared is there (all 2,500 recordings), else on a generated subset."""
+    """Both FSDD evaluations with the short CI config (leave-one-speaker-out on two of the speakers), then a
+    rerun that skips every finished stage. On the real FSDD when ../shared is there (all 2,500 recordings),
+    else on a generated subset."""
     exp = tmp_path / "exp"
     source = speech_data.fsdd_source()
-    cmd = ["bash", RECIPES / "fsdd" / "run.sh", "--source", source, "--exp", exp,
-           "--conf", RECIPES / "fsdd" / "conf" / "ci.yaml"]
+    speakers = sorted({p.stem.split("_")[1] for p in (source / "recordings").glob("*.wav")})
+    held_out = speakers[:2]
+    base = ["bash", RECIPES / "fsdd" / "run.sh", "--source", source, "--exp", exp,
+            "--conf", RECIPES / "fsdd" / "conf" / "ci.yaml"]
     if source.is_relative_to(speech_data.root):  # the generated subset has a sixth of FSDD's training takes
-        cmd += ["--overrides", "train.epochs=10"]
+        base += ["--overrides", "train.epochs=10"]
+    cmd = base + ["--loso-speakers", " ".join(held_out)]
     r = run(cmd)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     done = stage_lines(r.stdout)
@@ -81,13 +85,25 @@ def test_fsdd_recipe_end_to_end_and_resume(speech_data, tmp_path):
     assert wer < 60.0, results  # ten-way closed-set decoding: chance is 90 % WER
     summary = (exp / "RESULTS-speaker-independent.md").read_text()
     folds = sorted(p.name for p in exp.glob("loso-*"))
-    assert len(folds) >= 2 and all(f in summary for f in folds) and "mean of" in summary
+    assert folds == [f"loso-{s}" for s in held_out] and all(f in summary for f in folds) and "mean of" in summary
+    assert sorted(p.name for p in (exp / "data").glob("loso-*")) == [f"loso-{s}" for s in speakers]
     assert read_bundle(exp / "conventional" / "final.pt")["results"][0]["set"] == "test"
     # rerun: nothing is redone
     r2 = run(cmd)
     assert r2.returncode == 0, r2.stderr[-2000:]
     lines = stage_lines(r2.stdout)
     assert lines and all("already done" in line for line in lines), lines
+    # fewer folds: only the summary is redone, and it names only that fold
+    r_one = run(base + ["--loso-speakers", held_out[0]])
+    assert r_one.returncode == 0, r_one.stderr[-2000:]
+    redone = [line for line in stage_lines(r_one.stdout) if "already done" not in line]
+    assert len(redone) == 1 and "stage 14 summary: done" in redone[0], stage_lines(r_one.stdout)
+    summary = (exp / "RESULTS-speaker-independent.md").read_text()
+    assert folds[0] in summary and folds[1] not in summary
+    # a speaker the corpus does not have: one clear line, nothing trained
+    bad = run(base + ["--loso-speakers", "nobody"])
+    assert bad.returncode == 2 and "--loso-speakers: no speaker 'nobody'" in bad.stderr, bad.stderr
+    assert all(s in bad.stderr for s in speakers) and not (exp / "loso-nobody").exists()
     # --stage 7 with the score marker removed redoes only scoring
     (exp / "conventional" / ".done" / "stage7.score").unlink()
     r3 = run(cmd + ["--stage", "7", "--stop-stage", "7", "--loso", "false"])

@@ -18,6 +18,7 @@ exp=exp/fsdd             # experiment root
 nj=2                     # test sets decoded in parallel
 overrides=""             # extra config overrides for every model, e.g. "train.max_minutes=1"
 loso=true                # also run the leave-one-speaker-out evaluation
+loso_speakers=""         # held-out speakers to run folds for, e.g. "jackson theo" (empty: every speaker)
 ngpu=1                   # data-parallel training processes (GPUs; gloo processes on a CPU-only machine)
 feature_cache=false      # true: precompute training features into memory-mapped shards (stage 4)
 speech_commands=""       # Speech Commands copy (as its --source): its zero..nine clips join every training set
@@ -60,14 +61,35 @@ fi
 
 model_stages "$exp/data/conventional" "$exp/conventional" "$train_set" dev test
 if [ "$loso" = true ]; then
-  for fold in "$exp"/data/loso-*/; do
-    [ -d "$fold" ] || continue  # manifests not prepared yet (--stop-stage 1)
-    fold=$(basename "$fold")
+  folds=()
+  if [ -n "$loso_speakers" ]; then
+    for speaker in $loso_speakers; do
+      if [ -d "$exp/data/loso-$speaker" ]; then
+        folds+=("loso-$speaker")
+      elif compgen -G "$exp/data/loso-*/" > /dev/null; then
+        echo "$0: --loso-speakers: no speaker '$speaker' in $exp/data (speakers:" \
+          "$(cd "$exp/data" && ls -d loso-* | sed 's/^loso-//' | tr '\n' ' '| sed 's/ $//'))" >&2
+        exit 2
+      fi
+    done
+  else
+    for fold in "$exp"/data/loso-*/; do
+      [ -d "$fold" ] && folds+=("$(basename "$fold")")  # none before the manifests exist (--stop-stage 1)
+    done
+  fi
+  wers=()
+  for fold in "${folds[@]}"; do
     model_stages "$exp/data/$fold" "$exp/$fold" "$train_set" dev test
+    [ -f "$exp/$fold/decode/test/wer.json" ] && wers+=("$exp/$fold/decode/test/wer.json")
   done
-  if compgen -G "$exp/loso-*/decode/test/wer.json" > /dev/null; then
-    run_stage 14 summary "$exp" "$ASR" summarize "$exp"/loso-*/decode/test/wer.json \
+  if [ ${#wers[@]} -gt 0 ]; then
+    # a summary of other folds (an earlier --loso-speakers, or folds not decoded then) is redone
+    if [ "$(cat "$exp/.done/summary-folds" 2>/dev/null)" != "${wers[*]}" ]; then
+      rm -f "$exp/.done/stage14.summary"
+    fi
+    run_stage 14 summary "$exp" "$ASR" summarize "${wers[@]}" \
       --out "$exp/RESULTS-speaker-independent.md" --title "FSDD leave-one-speaker-out ($conf)"
+    if [ 14 -ge "$stage" ] && [ 14 -le "$stop_stage" ]; then echo "${wers[*]}" > "$exp/.done/summary-folds"; fi
   fi
 fi
 log "conventional split: $exp/conventional/RESULTS.md"
