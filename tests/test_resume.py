@@ -107,12 +107,14 @@ def test_two_gloo_ranks_under_torchrun_match_one_process(manifests, tmp_path, ch
               "train.max_batch_frames=100000", "train.tensorboard=false",
               f"data.train={manifests / 'train.jsonl'}", f"data.dev={manifests / 'dev.jsonl'}"]
     train(load_config(None, common + ["train.batch_size=6", f"train.exp_dir={tmp_path / 'one'}"]), progress=False)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONFAULTHANDLER="1")  # a rank that aborts shows its stacks
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                           "-m", "asr", "train", "--quiet", "--config", os.devnull, *common, "train.batch_size=3",
                           f"train.exp_dir={tmp_path / 'two'}"], capture_output=True, text=True, env=env, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    log = (tmp_path / "two" / "train.log").read_text()
+    log_file = tmp_path / "two" / "train.log"
+    assert run.returncode == 0, run.stderr[-6000:] + "\ntrain.log ends:\n" + (
+        "\n".join(log_file.read_text().splitlines()[-3:]) if log_file.is_file() else "(no train.log)")
+    log = log_file.read_text()
     assert log.count("80 utterances") == 2 and log.count("each seen exactly once across 2 ranks") == 2
     assert "x 2 rank(s)" in log
     one, two = _params(tmp_path / "one" / "last.pt"), _params(tmp_path / "two" / "last.pt")
