@@ -62,6 +62,24 @@ def stage_lines(out: str) -> list[str]:
     return [line for line in out.splitlines() if "] stage " in line]
 
 
+def test_a_keyed_stage_is_redone_when_its_key_changes(tmp_path):
+    script = tmp_path / "keyed.sh"
+    script.write_text(f"""#!/usr/bin/env bash
+stage=1 stop_stage=8
+. {RECIPES / 'lib' / 'template.sh'}
+run_stage --key "$1" 3 count {tmp_path} sh -c 'echo run >> {tmp_path}/runs'
+run_stage 4 plain {tmp_path} sh -c 'echo plain >> {tmp_path}/runs'
+""")
+    runs = tmp_path / "runs"
+    outs = [run(["bash", script, key]) for key in ("a b", "a b", "a", "a")]
+    assert all(r.returncode == 0 for r in outs), [r.stderr for r in outs]
+    # key "a b": run; the same key: skipped; key "a": redone; "a" again: skipped. The unkeyed stage runs once.
+    assert runs.read_text().split() == ["run", "plain", "run"]
+    assert "redone, its inputs changed" in outs[2].stdout
+    assert all("stage 3 count: already done" in outs[i].stdout for i in (1, 3))
+    assert (tmp_path / ".done" / "stage3.count").read_text().splitlines()[1] == "key: a"
+
+
 def test_fsdd_recipe_end_to_end_and_resume(speech_data, tmp_path):
     """Both FSDD evaluations with the short CI config (leave-one-speaker-out on two of the speakers), then a
     rerun that skips every finished stage. On the real FSDD when ../shared is there (all 2,500 recordings),

@@ -67,8 +67,9 @@ if [ "$loso" = true ]; then
       if [ -d "$exp/data/loso-$speaker" ]; then
         folds+=("loso-$speaker")
       elif compgen -G "$exp/data/loso-*/" > /dev/null; then
-        echo "$0: --loso-speakers: no speaker '$speaker' in $exp/data (speakers:" \
-          "$(cd "$exp/data" && ls -d loso-* | sed 's/^loso-//' | tr '\n' ' '| sed 's/ $//'))" >&2
+        known=()
+        for fold in "$exp"/data/loso-*/; do fold=${fold%/}; known+=("${fold##*/loso-}"); done
+        echo "$0: --loso-speakers: no speaker '$speaker' in $exp/data (speakers: ${known[*]})" >&2
         exit 2
       fi
     done
@@ -83,13 +84,9 @@ if [ "$loso" = true ]; then
     [ -f "$exp/$fold/decode/test/wer.json" ] && wers+=("$exp/$fold/decode/test/wer.json")
   done
   if [ ${#wers[@]} -gt 0 ]; then
-    # a summary of other folds (an earlier --loso-speakers, or folds not decoded then) is redone
-    if [ "$(cat "$exp/.done/summary-folds" 2>/dev/null)" != "${wers[*]}" ]; then
-      rm -f "$exp/.done/stage14.summary"
-    fi
-    run_stage 14 summary "$exp" "$ASR" summarize "${wers[@]}" \
+    # keyed by its folds: a summary of other folds (an earlier --loso-speakers, or folds not decoded then) is redone
+    run_stage --key "${wers[*]}" 14 summary "$exp" "$ASR" summarize "${wers[@]}" \
       --out "$exp/RESULTS-speaker-independent.md" --title "FSDD leave-one-speaker-out ($conf)"
-    if [ 14 -ge "$stage" ] && [ 14 -le "$stop_stage" ]; then echo "${wers[*]}" > "$exp/.done/summary-folds"; fi
   fi
 fi
 log "conventional split: $exp/conventional/RESULTS.md"

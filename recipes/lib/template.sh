@@ -33,15 +33,22 @@ TORCHRUN="$(dirname "$(command -v "$ASR")")/torchrun"
 
 log() { echo "[$(date '+%Y-%m-%d %H:%M:%S')] $*"; }
 
-# run_stage N NAME MARKER_DIR CMD...: run CMD unless N is outside --stage..--stop-stage or already done
+# run_stage [--key KEY] N NAME MARKER_DIR CMD...: run CMD unless N is outside --stage..--stop-stage or already
+# done. A stage whose inputs can change between runs (the folds FSDD's summary covers) passes a KEY naming them:
+# its marker keeps the key, and a marker with another key counts as not done.
 run_stage() {
+  local key="" keyed=""
+  if [ "$1" = --key ]; then key=$2; keyed=1; shift 2; fi
   local n=$1 name=$2 markers=$3
   shift 3
   if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return 0; fi
-  local marker="$markers/.done/stage$n.$name"
+  local marker="$markers/.done/stage$n.$name" redo=""
   if [ -f "$marker" ]; then
-    log "stage $n $name: already done, skipped (remove $marker to redo)"
-    return 0
+    if [ -z "$keyed" ] || [ "$(sed -n 2p "$marker")" = "key: $key" ]; then
+      log "stage $n $name: already done, skipped (remove $marker to redo)"
+      return 0
+    fi
+    redo="; redone, its inputs changed"
   fi
   local t0=$SECONDS
   if ! "$@"; then
@@ -49,8 +56,8 @@ run_stage() {
     exit 1
   fi
   mkdir -p "$markers/.done"
-  date '+%Y-%m-%d %H:%M:%S' > "$marker"
-  log "stage $n $name: done in $((SECONDS - t0)) s ($markers)"
+  { date '+%Y-%m-%d %H:%M:%S'; [ -z "$keyed" ] || echo "key: $key"; } > "$marker"
+  log "stage $n $name: done in $((SECONDS - t0)) s ($markers$redo)"
 }
 
 corpus_stages() {
