@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
+import torchaudio
 
 from asr.corpus import grammar, synth
 
@@ -205,3 +207,20 @@ def test_flite_voices_get_more_training_sentences(tmp_path):
     jobs = synth.plan_jobs(tmp_path, texts, voices, random.Random(0), "flac")
     per_voice = Counter(j.voice.engine for j in jobs if j.split == "train")
     assert per_voice["flite"] == 40 and per_voice["espeak"] == 10
+
+
+def _f0_spread(wav: np.ndarray, sr: int) -> float:
+    """Distance between the 10th and 90th percentile of the voiced F0 estimates, in Hz."""
+    f0 = torchaudio.functional.detect_pitch_frequency(torch.from_numpy(wav), sr, freq_low=60).numpy()
+    f0 = f0[(f0 > 60) & (f0 < 300)]
+    return float(np.percentile(f0, 90) - np.percentile(f0, 10))
+
+
+def test_espeak_pitch_range_widens_the_melody():
+    voice = synth.Voice(999, "espeak", "en-us+m3")
+    text = "seven four one, go left now, and don't you stop at the big red door"  # an apostrophe inside SSML
+    narrow, sr = synth._synthesize_raw(voice, text, 160, 50, pitch_range=30)
+    wide, _ = synth._synthesize_raw(voice, text, 160, 50, pitch_range=200)
+    plain, _ = synth._synthesize_raw(voice, text, 160, 50)
+    assert not np.array_equal(narrow, wide) and not np.array_equal(plain, wide)
+    assert _f0_spread(wide, sr) > 1.3 * _f0_spread(narrow, sr)

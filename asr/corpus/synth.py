@@ -18,6 +18,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape as xml_escape
 
 import numpy as np
 import soundfile as sf
@@ -50,6 +51,7 @@ TRAIN_FLITE_WEIGHT = 4  # a flite voice speaks this many times as many training 
 
 ESPEAK_RATE = (130, 210)  # words per minute
 ESPEAK_PITCH = (25, 75)  # 0..99
+ESPEAK_RANGE = (30, 200)  # pitch range, % of the voice's own (SSML prosody; espeak-ng caps it at 200 %)
 FLITE_STRETCH = (0.8, 1.25)  # duration_stretch
 PEAK_LEVEL = (0.3, 0.9)
 EDGE_SILENCE_S = (0.1, 0.2)
@@ -91,6 +93,7 @@ class Job:
     lead_s: float  # silence kept before the speech
     tail_s: float  # silence kept after it
     path: Path
+    pitch_range: float | None = None  # espeak pitch range in % (None: the voice's own); flite ignores it
 
 
 # ---------------------------------------------------------------- voices
@@ -208,8 +211,10 @@ def choose_voices(pool: ThreadPoolExecutor) -> tuple[dict[str, list[Voice]], lis
 # ---------------------------------------------------------------- audio
 
 
-def _synthesize_raw(voice: Voice, text: str, rate: float | None, pitch: float | None) -> tuple[np.ndarray, int]:
-    """Speak `text` into a temporary WAV and read it back: (mono float32 samples, sample rate)."""
+def _synthesize_raw(voice: Voice, text: str, rate: float | None, pitch: float | None,
+                    pitch_range: float | None = None) -> tuple[np.ndarray, int]:
+    """Speak `text` into a temporary WAV and read it back: (mono float32 samples, sample rate). An espeak-ng
+    `pitch_range` (in %) goes in as SSML prosody; flite has no such setting and ignores it."""
     with tempfile.TemporaryDirectory(prefix="asr-synth-") as tmp:
         out = os.path.join(tmp, "utt.wav")
         if voice.engine == "espeak":
@@ -220,7 +225,12 @@ def _synthesize_raw(voice: Voice, text: str, rate: float | None, pitch: float | 
             cmd = ["flite", "-voice", voice.name, "-o", out]
             if rate is not None:
                 cmd += ["--setf", f"duration_stretch={rate:.3f}", "--setf", f"int_f0_target_mean={pitch:.1f}"]
-        cmd += ["-t", text.lower()] if voice.engine == "flite" else [text.lower()]
+        if voice.engine == "flite":
+            cmd += ["-t", text.lower()]
+        elif pitch_range is not None:
+            cmd += ["-m", f'<speak><prosody range="{round(pitch_range)}%">{xml_escape(text.lower())}</prosody></speak>']
+        else:
+            cmd += [text.lower()]
         _run(cmd)
         try:
             wav, sr = sf.read(out, dtype="float32", always_2d=True)
@@ -244,7 +254,7 @@ def trim(wav: np.ndarray, sr: int, lead_s: float, tail_s: float) -> np.ndarray:
 def render(job: Job) -> float:
     """Synthesize, trim, resample, normalise and write one utterance; return its duration in seconds."""
     try:
-        wav, sr = _synthesize_raw(job.voice, job.text, job.rate, job.pitch)
+        wav, sr = _synthesize_raw(job.voice, job.text, job.rate, job.pitch, job.pitch_range)
         wav = trim(wav, sr, job.lead_s, job.tail_s)
     except SynthError as exc:
         raise SynthError(f"{job.utt_id} ({job.voice.label}): {exc}") from None
@@ -268,11 +278,11 @@ def split_sentences(rng: random.Random, counts: dict[str, int]) -> dict[str, lis
     return out
 
 
-def _prosody(rng: random.Random, voice: Voice) -> tuple[float, float]:
-    """(rate, pitch) drawn for one utterance of `voice`."""
+def _prosody(rng: random.Random, voice: Voice) -> tuple[float, float, float | None]:
+    """(rate, pitch, pitch range) drawn for one utterance of `voice` (no range for flite)."""
     if voice.engine == "espeak":
-        return rng.uniform(*ESPEAK_RATE), rng.uniform(*ESPEAK_PITCH)
-    return rng.uniform(*FLITE_STRETCH), rng.uniform(*FLITE_F0[voice.name])
+        return rng.uniform(*ESPEAK_RATE), rng.uniform(*ESPEAK_PITCH), rng.uniform(*ESPEAK_RANGE)
+    return rng.uniform(*FLITE_STRETCH), rng.uniform(*FLITE_F0[voice.name]), None
 
 
 def plan_jobs(out_dir: Path, texts: dict[str, list[str]], voices: dict[str, list[Voice]],
@@ -291,10 +301,10 @@ def plan_jobs(out_dir: Path, texts: dict[str, list[str]], voices: dict[str, list
             chapter = CHAPTER[split]
             utt_id = f"{voice.speaker}-{chapter}-{counter[voice.speaker]:04d}"
             counter[voice.speaker] += 1
-            rate, pitch = _prosody(rng, voice)
+            rate, pitch, pitch_range = _prosody(rng, voice)
             path = out_dir / split / str(voice.speaker) / str(chapter) / f"{utt_id}.{fmt}"
             jobs.append(Job(split, utt_id, text, voice, rate, pitch, rng.uniform(*PEAK_LEVEL),
-                            rng.uniform(*EDGE_SILENCE_S), rng.uniform(*EDGE_SILENCE_S), path))
+                            rng.uniform(*EDGE_SILENCE_S), rng.uniform(*EDGE_SILENCE_S), path, pitch_range))
         if split == "train":
             used_in_train = list(dict.fromkeys(slots[:len(texts["train"])]))  # voices that spoke, in order
     return jobs
@@ -319,7 +329,8 @@ def write_voices_txt(out_dir: Path, jobs: list[Job], seed: int, skipped: list[st
     lines = [
         "Synthetic speech corpus (asr.corpus.synth)",
         f"seed: {seed}",
-        f"espeak-ng: rate {ESPEAK_RATE[0]}-{ESPEAK_RATE[1]} wpm (-s), pitch {ESPEAK_PITCH[0]}-{ESPEAK_PITCH[1]} (-p)",
+        f"espeak-ng: rate {ESPEAK_RATE[0]}-{ESPEAK_RATE[1]} wpm (-s), pitch {ESPEAK_PITCH[0]}-{ESPEAK_PITCH[1]} (-p), "
+        f"pitch range {ESPEAK_RANGE[0]}-{ESPEAK_RANGE[1]} % (SSML prosody)",
         f"flite: duration_stretch {FLITE_STRETCH[0]}-{FLITE_STRETCH[1]}, int_f0_target_mean (Hz) "
         + ", ".join(f"{v} {lo}-{hi}" for v, (lo, hi) in sorted(FLITE_F0.items())),
         f"peak level {PEAK_LEVEL[0]}-{PEAK_LEVEL[1]}, edge silence {EDGE_SILENCE_S[0]}-{EDGE_SILENCE_S[1]} s, "
@@ -390,7 +401,7 @@ def synthesize(out_dir: str | os.PathLike, *, seed: int = 0, train_utts: int = 6
 def synthesize_words(out_dir: str | os.PathLike, words: list[str], *, takes: int = 2, seed: int = 0,
                      progress: bool = True, workers: int | None = None) -> dict[str, float]:
     """Every installed voice of the plan (train, dev and test-unseen voices alike) speaks every word `takes`
-    times, each take with its own rate, pitch, level and edge silence: `OUT/<speaker>/<word>-<take>.flac`
+    times, each take with its own rate, pitch (and range), level and edge silence: `OUT/<speaker>/<word>-<take>.flac`
     plus the manifest `OUT/words.jsonl` (speaker `synth<id>`, text the word in upper case). Extra voices for a
     corpus of real speakers (FSDD's digits), where no synthetic voice is a test speaker. Returns
     {"utterances", "seconds", "voices"}."""
@@ -412,11 +423,12 @@ def synthesize_words(out_dir: str | os.PathLike, words: list[str], *, takes: int
         for voice in voices:
             for word in words:
                 for take in range(takes):
-                    rate, pitch = _prosody(rng, voice)
+                    rate, pitch, pitch_range = _prosody(rng, voice)
                     tag = f"{word.lower().replace(' ', '_')}-{take}"
                     jobs.append(Job("words", f"synth{voice.speaker}-{tag}", word, voice, rate, pitch,
                                     rng.uniform(*PEAK_LEVEL), rng.uniform(*EDGE_SILENCE_S),
-                                    rng.uniform(*EDGE_SILENCE_S), out / str(voice.speaker) / f"{tag}.flac"))
+                                    rng.uniform(*EDGE_SILENCE_S), out / str(voice.speaker) / f"{tag}.flac",
+                                    pitch_range))
         try:
             seconds = list(tqdm(pool.map(render, jobs), total=len(jobs), desc="synthesize words", unit="utt",
                                 disable=not progress))
