@@ -147,11 +147,12 @@ def cmd_synth(args) -> int:
         from asr.decode import read_choices
 
         summary = synthesize_words(args.out, read_choices(args.words, "--words file"), takes=args.takes, seed=args.seed,
-                                   progress=not args.quiet)
+                                   progress=not args.quiet, pitch_range=args.pitch_range)
         print(f"{args.out}/words.jsonl: {summary}")
         return 0
     summary = synthesize(args.out, seed=args.seed, train_utts=args.train_utts, dev_utts=args.dev_utts,
-                         test_utts=args.test_utts, fmt=args.format, progress=not args.quiet)
+                         test_utts=args.test_utts, fmt=args.format, progress=not args.quiet,
+                         pitch_range=args.pitch_range)
     print(summary)
     return 0
 
@@ -390,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "line) --takes times, into OUT/words.jsonl (extra voices for FSDD's digits)")
     s.add_argument("--takes", type=int, default=2, help="--words: takes per voice and word, each with its own "
                                                          "rate and pitch")
+    s.add_argument("--pitch-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                   help="espeak-ng voices: each utterance's pitch range drawn from LOW-HIGH %% of the voice's own "
+                        "(at most 200; default: the voice's own range)")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_synth)
 

@@ -49,6 +49,10 @@ class FeatureConfig:
     f_max: float = 0.0  # highest mel filter edge (Hz); 0 = Nyquist. 4000 for band-limited (8 kHz) recordings
     trim_db: float = 0.0  # cut leading/trailing audio quieter than the loudest 10 ms by this many dB (0 = off)
     utterance_mean_norm: bool = False  # subtract each utterance's own mean per channel (before global CMVN)
+    # subtract the mean of all of the speaker's utterances in the set per channel (before global CMVN): the
+    # speaker's voice and microphone cancel out, the word's own spectrum stays. A lone file (transcribe,
+    # serve) is its own speaker. Exclusive with utterance_mean_norm.
+    speaker_mean_norm: bool = False
     speed_perturb: tuple[float, ...] = (0.9, 1.0, 1.1)  # training only; () or (1.0,) disables
     freq_warp: float = 0.0  # training only: mel axis stretched by a factor in [1 - w, 1 + w] (VTLP-like)
     noise_snr: tuple[float, ...] = ()  # training only: [low, high] dB; adds noise at a random SNR in the range
@@ -75,6 +79,8 @@ class FeatureConfig:
         _check(self.n_mels > 0, "features.n_mels must be positive")
         _check(0 < self.hop_ms <= self.win_ms, "features.hop_ms must be in (0, win_ms]")
         _check(self.trim_db >= 0, "features.trim_db must be >= 0 (0 disables trimming)")
+        _check(not (self.utterance_mean_norm and self.speaker_mean_norm),
+               "features.utterance_mean_norm and features.speaker_mean_norm exclude each other")
         _check(0 <= self.f_min and (self.f_max == 0 or self.f_min < self.f_max <= 8000),
                "features.f_min/f_max must satisfy 0 <= f_min < f_max <= 8000 (f_max 0 = 8000)")
         _check(all(0.5 <= s <= 2.0 for s in self.speed_perturb), "features.speed_perturb factors must lie in [0.5, 2]")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,8 @@ class SpeechDataset(Dataset):
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
         self._feats: dict[tuple[int, float], torch.Tensor] = {}
+        self._speaker_means: dict[str, torch.Tensor] = {}
+        self._by_speaker: dict[str, list[int]] | None = None
         self.waveforms = train and feat_cfg.waveform_augmentation and store is None
         self._waves: dict[tuple[int, float], torch.Tensor] = {}
         self.noise_clips = read_noise_clips(feat_cfg.background_noise) if train and feat_cfg.background_noise else []
@@ -142,13 +145,35 @@ class SpeechDataset(Dataset):
                 self._feats[(i, s)] = self.logmel(speed_perturb(wav, s))
         return self._feats[key]
 
+    def speaker_mean(self, speaker: str) -> torch.Tensor:
+        """Mean per channel (F,) of the un-augmented features of every utterance of `speaker` in this set,
+        weighted by frames; computed once per speaker."""
+        if speaker not in self._speaker_means:
+            if self._by_speaker is None:
+                self._by_speaker = defaultdict(list)
+                for j, utt in enumerate(self.utts):
+                    self._by_speaker[utt.speaker].append(j)
+            total, frames = torch.zeros(self.cfg.n_mels, dtype=torch.float64), 0
+            for j in self._by_speaker[speaker]:
+                feats = self.raw_features(j)
+                total += feats.sum(dim=0, dtype=torch.float64)
+                frames += feats.shape[0]
+            self._speaker_means[speaker] = (total / max(frames, 1)).to(torch.float32)
+        return self._speaker_means[speaker]
+
+    def mean_norm(self, i: int, feats: torch.Tensor) -> torch.Tensor:
+        """`features.utterance_mean_norm` or `speaker_mean_norm` applied to features (T, F) of utterance i."""
+        if self.cfg.speaker_mean_norm:
+            return feats - self.speaker_mean(self.utts[i].speaker)
+        return utterance_mean_norm(feats, self.cfg.utterance_mean_norm)
+
     def accumulate_cmvn(self, progress: bool = False) -> Cmvn:
         """Global CMVN accumulator over every utterance's un-augmented features."""
         from tqdm import tqdm
 
         acc = Cmvn(self.cfg.n_mels)
         for i in tqdm(range(len(self)), desc="features+CMVN", unit="utt", disable=not progress, leave=False):
-            acc.add(utterance_mean_norm(self.raw_features(i), self.cfg.utterance_mean_norm))
+            acc.add(self.mean_norm(i, self.raw_features(i)))
         return acc
 
     def compute_cmvn(self, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,7 +189,7 @@ class SpeechDataset(Dataset):
         changed."""
         i, seed = key if isinstance(key, tuple) else (key, None)
         if not self.train:
-            feats = utterance_mean_norm(self.raw_features(i), self.cfg.utterance_mean_norm)
+            feats = self.mean_norm(i, self.raw_features(i))
             return (apply_cmvn(feats, self.mean, self.std) if self.mean is not None else feats), self._tokens[i]
         rng = random.Random(seed)
         speed = rng.choice(self.cfg.speed_perturb) if self.cfg.speed_perturb else 1.0
@@ -175,7 +200,7 @@ class SpeechDataset(Dataset):
             feats = self.raw_features(i, speed)
         if self.cfg.noise_snr and rng.random() < self.cfg.noise_prob:
             feats = add_noise(feats, rng.uniform(*self.cfg.noise_snr), rng.uniform(-10, 10))
-        feats = utterance_mean_norm(feats, self.cfg.utterance_mean_norm)
+        feats = self.mean_norm(i, feats)
         if self.cfg.freq_warp > 0:
             feats = freq_warp(feats, rng.uniform(1 - self.cfg.freq_warp, 1 + self.cfg.freq_warp))
         if self.mean is not None:

@@ -80,7 +80,8 @@ class Recognizer:
         by silence trimming (`features.trim_db`), which timestamps are measured from."""
         fc = self.cfg.features
         start, end = trim_bounds(wav, fc.trim_db)
-        feats = utterance_mean_norm(self.logmel(wav[start:end]), fc.utterance_mean_norm)
+        # a lone waveform is its own speaker: speaker_mean_norm falls back to the utterance's mean
+        feats = utterance_mean_norm(self.logmel(wav[start:end]), fc.utterance_mean_norm or fc.speaker_mean_norm)
         return apply_cmvn(feats, self.mean, self.std), start
 
     @torch.no_grad()
@@ -147,9 +148,10 @@ class Streamer:
         cfg = recognizer.cfg
         if cfg.model.tbptt_chunk <= 0:
             raise ValueError("streaming needs a model trained with chunks (model.tbptt_chunk > 0)")
-        if cfg.features.utterance_mean_norm or cfg.features.trim_db > 0:
-            raise ValueError("streaming cannot use features.utterance_mean_norm or trim_db (they need the whole "
-                             "utterance)")
+        fc = cfg.features
+        if fc.utterance_mean_norm or fc.speaker_mean_norm or fc.trim_db > 0:
+            raise ValueError("streaming cannot use features.utterance_mean_norm, speaker_mean_norm or trim_db (they "
+                             "need the whole utterance)")
         if cfg.model.subsampling != "stack":
             raise ValueError("streaming supports the frame-stacking front end (model.subsampling=stack)")
         self.rec = recognizer

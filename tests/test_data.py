@@ -161,3 +161,31 @@ def test_a_missing_noise_manifest_or_clip_is_named(tmp_path):
     with pytest.raises(ManifestError, match=r"noise.jsonl: noise clip .*n1.flac not found"):
         SpeechDataset(utts, CharTokenizer(), cfg, train=True)
     SpeechDataset(utts, CharTokenizer(), cfg, train=False)  # evaluation never reads the noise
+
+
+def test_speaker_mean_norm_cancels_a_speakers_channel_and_keeps_the_words(tmp_path):
+    import numpy as np
+    import pytest
+
+    from asr.audio import write_audio
+    from asr.manifest import Utterance
+
+    rng = np.random.default_rng(0)
+    t = np.arange(8000) / 16000
+    words = [np.sin(2 * np.pi * f * t) * 0.3 + rng.standard_normal(8000) * 0.01 for f in (300, 1200, 2500)]
+    utts = []
+    for speaker, gain in (("near", 1.0), ("far", 0.3)):  # the same three "words", one speaker 10 dB quieter
+        for k, wav in enumerate(words):
+            path = tmp_path / f"{speaker}{k}.wav"
+            write_audio(path, (wav * gain).astype(np.float32), 16000)
+            utts.append(Utterance(f"{speaker}{k}", str(path), 0.5, speaker, "A"))
+    ds = SpeechDataset(utts, CharTokenizer(), FeatureConfig(speaker_mean_norm=True, n_mels=40), train=False)
+    near, far = [ds[k][0] for k in range(3)], [ds[3 + k][0] for k in range(3)]
+    for a, b in zip(near, far):
+        assert (a - b).abs().mean() < 0.03  # the gain (2.4 in log power) is gone, but for 16-bit rounding
+    assert not torch.allclose(near[0].mean(0), near[1].mean(0), atol=1.0)  # each word keeps its own spectrum
+    assert torch.allclose(torch.cat(near).mean(0), torch.zeros(40), atol=1e-3)  # the speaker's mean is zero
+    plain = SpeechDataset(utts, CharTokenizer(), FeatureConfig(n_mels=40), train=False)
+    assert not torch.allclose(plain[0][0], plain[3][0], atol=1.0)
+    with pytest.raises(ValueError, match="exclude each other"):
+        FeatureConfig(speaker_mean_norm=True, utterance_mean_norm=True)

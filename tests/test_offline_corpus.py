@@ -23,3 +23,25 @@ def test_committed_corpus_is_small_and_split_as_documented():
                 assert not texts[a] & texts[b], (a, b)
     minutes = sum(u.duration for u in sets["train"]) / 60
     assert minutes > 30
+
+
+def test_committed_corpus_is_what_asr_synth_plans_with_its_documented_command():
+    """README: `asr synth data/synth --format ogg --train-utts 1500 --dev-utts 60 --test-utts 100` (seed 0).
+    Every file and transcript of that plan, drawn with the installed espeak-ng and flite, is in the corpus."""
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asr.corpus import synth
+
+    rng = random.Random(0)
+    with ThreadPoolExecutor(2) as pool:
+        voices, _ = synth.choose_voices(pool)
+    texts = synth.split_sentences(rng, {"train": 1500, "dev": 60, "test-seen": 100, "test-unseen": 100})
+    planned = {(j.path.relative_to(DATA).as_posix(), j.text)
+               for j in synth.plan_jobs(DATA, texts, voices, rng, "ogg")}
+    committed = set()
+    for trans in DATA.rglob("*.trans.txt"):
+        for line in trans.read_text(encoding="utf-8").splitlines():
+            utt_id, text = line.split(" ", 1)
+            committed.add(((trans.parent / f"{utt_id}.ogg").relative_to(DATA).as_posix(), text))
+    assert planned == committed

@@ -224,3 +224,16 @@ def test_espeak_pitch_range_widens_the_melody():
     plain, _ = synth._synthesize_raw(voice, text, 160, 50)
     assert not np.array_equal(narrow, wide) and not np.array_equal(plain, wide)
     assert _f0_spread(wide, sr) > 1.3 * _f0_spread(narrow, sr)
+
+
+def test_pitch_range_is_drawn_only_when_asked_and_leaves_other_draws_alone(tmp_path):
+    voices = {"train": [synth.Voice(1, "espeak", "en"), synth.Voice(2, "flite", "kal")],
+              "dev": [synth.Voice(3, "espeak", "en-us")], "test-unseen": [synth.Voice(4, "espeak", "en-029")]}
+    texts = {"train": [f"T{i}" for i in range(10)], "dev": ["D"], "test-seen": ["S1"], "test-unseen": ["U"]}
+    plain = synth.plan_jobs(tmp_path, texts, voices, random.Random(0), "flac")
+    ranged = synth.plan_jobs(tmp_path, texts, voices, random.Random(0), "flac", pitch_range=(40, 150))
+    assert all(j.pitch_range is None for j in plain)
+    assert all((40 <= j.pitch_range <= 150) if j.voice.engine == "espeak" else j.pitch_range is None for j in ranged)
+    assert plain[0].rate == ranged[0].rate and plain[0].pitch == ranged[0].pitch  # the first draws are shared
+    with pytest.raises(ValueError, match="pitch range"):
+        synth.synthesize_words(tmp_path / "w", ["ONE"], pitch_range=(50, 300), progress=False)

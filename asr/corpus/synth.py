@@ -51,7 +51,7 @@ TRAIN_FLITE_WEIGHT = 4  # a flite voice speaks this many times as many training 
 
 ESPEAK_RATE = (130, 210)  # words per minute
 ESPEAK_PITCH = (25, 75)  # 0..99
-ESPEAK_RANGE = (30, 200)  # pitch range, % of the voice's own (SSML prosody; espeak-ng caps it at 200 %)
+MAX_PITCH_RANGE = 200  # espeak-ng's pitch range (SSML prosody, % of the voice's own) stops growing here
 FLITE_STRETCH = (0.8, 1.25)  # duration_stretch
 PEAK_LEVEL = (0.3, 0.9)
 EDGE_SILENCE_S = (0.1, 0.2)
@@ -278,15 +278,26 @@ def split_sentences(rng: random.Random, counts: dict[str, int]) -> dict[str, lis
     return out
 
 
-def _prosody(rng: random.Random, voice: Voice) -> tuple[float, float, float | None]:
-    """(rate, pitch, pitch range) drawn for one utterance of `voice` (no range for flite)."""
+def _prosody(rng: random.Random, voice: Voice,
+             pitch_range: tuple[float, float] | None = None) -> tuple[float, float, float | None]:
+    """(rate, pitch, pitch range) drawn for one utterance of `voice`. The range (%) is drawn from `pitch_range`
+    for espeak-ng voices only, and only when it is given: without it, the draws are those of earlier releases."""
     if voice.engine == "espeak":
-        return rng.uniform(*ESPEAK_RATE), rng.uniform(*ESPEAK_PITCH), rng.uniform(*ESPEAK_RANGE)
+        rate, pitch = rng.uniform(*ESPEAK_RATE), rng.uniform(*ESPEAK_PITCH)
+        return rate, pitch, (rng.uniform(*pitch_range) if pitch_range else None)
     return rng.uniform(*FLITE_STRETCH), rng.uniform(*FLITE_F0[voice.name]), None
 
 
+def check_pitch_range(pitch_range: tuple[float, float] | None) -> None:
+    """ValueError unless `pitch_range` is None or (low, high) with 0 < low <= high <= MAX_PITCH_RANGE."""
+    if pitch_range is not None and not (len(pitch_range) == 2 and 0 < pitch_range[0] <= pitch_range[1]
+                                        <= MAX_PITCH_RANGE):
+        raise ValueError(f"pitch range must be LOW HIGH with 0 < LOW <= HIGH <= {MAX_PITCH_RANGE} (%), "
+                         f"got {pitch_range}")
+
+
 def plan_jobs(out_dir: Path, texts: dict[str, list[str]], voices: dict[str, list[Voice]],
-              rng: random.Random, fmt: str) -> list[Job]:
+              rng: random.Random, fmt: str, pitch_range: tuple[float, float] | None = None) -> list[Job]:
     """Spread each split's sentences round-robin over its voices (in a seeded order), draw all parameters."""
     jobs = []
     used_in_train: list[Voice] = []
@@ -301,10 +312,10 @@ def plan_jobs(out_dir: Path, texts: dict[str, list[str]], voices: dict[str, list
             chapter = CHAPTER[split]
             utt_id = f"{voice.speaker}-{chapter}-{counter[voice.speaker]:04d}"
             counter[voice.speaker] += 1
-            rate, pitch, pitch_range = _prosody(rng, voice)
+            rate, pitch, utt_range = _prosody(rng, voice, pitch_range)
             path = out_dir / split / str(voice.speaker) / str(chapter) / f"{utt_id}.{fmt}"
             jobs.append(Job(split, utt_id, text, voice, rate, pitch, rng.uniform(*PEAK_LEVEL),
-                            rng.uniform(*EDGE_SILENCE_S), rng.uniform(*EDGE_SILENCE_S), path, pitch_range))
+                            rng.uniform(*EDGE_SILENCE_S), rng.uniform(*EDGE_SILENCE_S), path, utt_range))
         if split == "train":
             used_in_train = list(dict.fromkeys(slots[:len(texts["train"])]))  # voices that spoke, in order
     return jobs
@@ -324,13 +335,14 @@ def write_transcripts(jobs: list[Job]) -> None:
         (folder / f"{spk_chapter}.trans.txt").write_text("".join(lines), encoding="utf-8")
 
 
-def write_voices_txt(out_dir: Path, jobs: list[Job], seed: int, skipped: list[str]) -> None:
+def write_voices_txt(out_dir: Path, jobs: list[Job], seed: int, skipped: list[str],
+                     pitch_range: tuple[float, float] | None = None) -> None:
     """Human-readable VOICES.txt: parameters, then speaker id -> voice per split."""
     lines = [
         "Synthetic speech corpus (asr.corpus.synth)",
         f"seed: {seed}",
-        f"espeak-ng: rate {ESPEAK_RATE[0]}-{ESPEAK_RATE[1]} wpm (-s), pitch {ESPEAK_PITCH[0]}-{ESPEAK_PITCH[1]} (-p), "
-        f"pitch range {ESPEAK_RANGE[0]}-{ESPEAK_RANGE[1]} % (SSML prosody)",
+        f"espeak-ng: rate {ESPEAK_RATE[0]}-{ESPEAK_RATE[1]} wpm (-s), pitch {ESPEAK_PITCH[0]}-{ESPEAK_PITCH[1]} (-p)"
+        + (f", pitch range {pitch_range[0]:g}-{pitch_range[1]:g} % (SSML prosody)" if pitch_range else ""),
         f"flite: duration_stretch {FLITE_STRETCH[0]}-{FLITE_STRETCH[1]}, int_f0_target_mean (Hz) "
         + ", ".join(f"{v} {lo}-{hi}" for v, (lo, hi) in sorted(FLITE_F0.items())),
         f"peak level {PEAK_LEVEL[0]}-{PEAK_LEVEL[1]}, edge silence {EDGE_SILENCE_S[0]}-{EDGE_SILENCE_S[1]} s, "
@@ -353,12 +365,14 @@ def write_voices_txt(out_dir: Path, jobs: list[Job], seed: int, skipped: list[st
 
 
 def synthesize(out_dir: str | os.PathLike, *, seed: int = 0, train_utts: int = 600, dev_utts: int = 60,
-               test_utts: int = 80, fmt: str = "flac", progress: bool = True,
-               workers: int | None = None) -> dict[str, dict[str, float]]:
+               test_utts: int = 80, fmt: str = "flac", progress: bool = True, workers: int | None = None,
+               pitch_range: tuple[float, float] | None = None) -> dict[str, dict[str, float]]:
     """Write the corpus under `out_dir`; return {split: {"utterances", "seconds", "voices"}}.
 
-    `test_utts` is the size of each of test-seen and test-unseen; `fmt` is "flac" or "ogg" (Opus).
+    `test_utts` is the size of each of test-seen and test-unseen; `fmt` is "flac" or "ogg" (Opus);
+    `pitch_range` (low, high) in % draws each espeak-ng utterance's pitch range (None: the voice's own).
     """
+    check_pitch_range(pitch_range)
     if fmt not in ("flac", "ogg"):
         raise ValueError(f"fmt must be 'flac' or 'ogg', not {fmt!r}")
     counts = {"train": train_utts, "dev": dev_utts, "test-seen": test_utts, "test-unseen": test_utts}
@@ -374,7 +388,7 @@ def synthesize(out_dir: str | os.PathLike, *, seed: int = 0, train_utts: int = 6
     with ThreadPoolExecutor(max_workers=workers) as pool:
         voices, skipped = choose_voices(pool)
         texts = split_sentences(rng, counts)
-        jobs = plan_jobs(out, texts, voices, rng, fmt)
+        jobs = plan_jobs(out, texts, voices, rng, fmt, pitch_range)
         try:
             seconds = list(tqdm(pool.map(render, jobs), total=len(jobs), desc="synthesize", unit="utt",
                                 disable=not progress))
@@ -382,7 +396,7 @@ def synthesize(out_dir: str | os.PathLike, *, seed: int = 0, train_utts: int = 6
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     write_transcripts(jobs)
-    write_voices_txt(out, jobs, seed, skipped)
+    write_voices_txt(out, jobs, seed, skipped, pitch_range)
 
     summary: dict[str, dict[str, float]] = {}
     for split in SPLITS:
@@ -399,16 +413,18 @@ def synthesize(out_dir: str | os.PathLike, *, seed: int = 0, train_utts: int = 6
 
 
 def synthesize_words(out_dir: str | os.PathLike, words: list[str], *, takes: int = 2, seed: int = 0,
-                     progress: bool = True, workers: int | None = None) -> dict[str, float]:
+                     progress: bool = True, workers: int | None = None,
+                     pitch_range: tuple[float, float] | None = None) -> dict[str, float]:
     """Every installed voice of the plan (train, dev and test-unseen voices alike) speaks every word `takes`
-    times, each take with its own rate, pitch (and range), level and edge silence: `OUT/<speaker>/<word>-<take>.flac`
-    plus the manifest `OUT/words.jsonl` (speaker `synth<id>`, text the word in upper case). Extra voices for a
-    corpus of real speakers (FSDD's digits), where no synthetic voice is a test speaker. Returns
-    {"utterances", "seconds", "voices"}."""
+    times, each take with its own rate, pitch (and pitch range, with `pitch_range`), level and edge silence:
+    `OUT/<speaker>/<word>-<take>.flac` plus the manifest `OUT/words.jsonl` (speaker `synth<id>`, text the word
+    in upper case). Extra voices for a corpus of real speakers (FSDD's digits), where no synthetic voice is a
+    test speaker. Returns {"utterances", "seconds", "voices"}."""
     from asr.manifest import Utterance, write_manifest
     from asr.text import normalize
 
     words = [normalize(w) for w in words]
+    check_pitch_range(pitch_range)
     if not words or not all(words) or takes < 1:
         raise ValueError(f"need at least one non-empty word and takes >= 1, got {len(words)} words, takes={takes}")
     out = Path(out_dir)
@@ -423,12 +439,12 @@ def synthesize_words(out_dir: str | os.PathLike, words: list[str], *, takes: int
         for voice in voices:
             for word in words:
                 for take in range(takes):
-                    rate, pitch, pitch_range = _prosody(rng, voice)
+                    rate, pitch, utt_range = _prosody(rng, voice, pitch_range)
                     tag = f"{word.lower().replace(' ', '_')}-{take}"
                     jobs.append(Job("words", f"synth{voice.speaker}-{tag}", word, voice, rate, pitch,
                                     rng.uniform(*PEAK_LEVEL), rng.uniform(*EDGE_SILENCE_S),
                                     rng.uniform(*EDGE_SILENCE_S), out / str(voice.speaker) / f"{tag}.flac",
-                                    pitch_range))
+                                    utt_range))
         try:
             seconds = list(tqdm(pool.map(render, jobs), total=len(jobs), desc="synthesize words", unit="utt",
                                 disable=not progress))

@@ -17,6 +17,7 @@ source=""                # local copy of the dataset (archive, or folder holding
 exp=exp/fsdd             # experiment root
 nj=2                     # test sets decoded in parallel
 overrides=""             # extra config overrides for every model, e.g. "train.max_minutes=1"
+conventional=true        # run the conventional split's model (false: leave-one-speaker-out folds only)
 loso=true                # also run the leave-one-speaker-out evaluation
 loso_speakers=""         # held-out speakers to run folds for, e.g. "jackson theo" (empty: every speaker)
 ngpu=1                   # data-parallel training processes (GPUs; gloo processes on a CPU-only machine)
@@ -59,7 +60,9 @@ if [ -n "$speech_commands" ] || [ "$synth_takes" -gt 0 ]; then
   train_set=train-extra
 fi
 
-model_stages "$exp/data/conventional" "$exp/conventional" "$train_set" dev test
+if [ "$conventional" = true ]; then
+  model_stages "$exp/data/conventional" "$exp/conventional" "$train_set" dev test
+fi
 if [ "$loso" = true ]; then
   folds=()
   if [ -n "$loso_speakers" ]; then
@@ -89,4 +92,6 @@ if [ "$loso" = true ]; then
       --out "$exp/RESULTS-speaker-independent.md" --title "FSDD leave-one-speaker-out ($conf)"
   fi
 fi
-log "conventional split: $exp/conventional/RESULTS.md"
+if [ "$conventional" = true ]; then
+  log "conventional split: $exp/conventional/RESULTS.md"
+fi
