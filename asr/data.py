@@ -72,7 +72,9 @@ class SpeechDataset(Dataset):
         self.std: torch.Tensor | None = None
         self._feats: dict[tuple[int, float], torch.Tensor] = {}
         self._speaker_means: dict[str, torch.Tensor] = {}
-        self._by_speaker: dict[str, list[int]] | None = None
+        self._by_speaker: dict[str, list[int]] = defaultdict(list)  # utterance indices, for speaker_mean_norm
+        for j, utt in enumerate(utts if feat_cfg.speaker_mean_norm else []):
+            self._by_speaker[utt.speaker].append(j)
         self.waveforms = train and feat_cfg.waveform_augmentation and store is None
         self._waves: dict[tuple[int, float], torch.Tensor] = {}
         self.noise_clips = read_noise_clips(feat_cfg.background_noise) if train and feat_cfg.background_noise else []
@@ -149,10 +151,6 @@ class SpeechDataset(Dataset):
         """Mean per channel (F,) of the un-augmented features of every utterance of `speaker` in this set,
         weighted by frames; computed once per speaker."""
         if speaker not in self._speaker_means:
-            if self._by_speaker is None:
-                self._by_speaker = defaultdict(list)
-                for j, utt in enumerate(self.utts):
-                    self._by_speaker[utt.speaker].append(j)
             total, frames = torch.zeros(self.cfg.n_mels, dtype=torch.float64), 0
             for j in self._by_speaker[speaker]:
                 feats = self.raw_features(j)

@@ -1,5 +1,7 @@
 """The committed offline corpus (data/synth): complete, small, and split as documented."""
 
+from pathlib import Path
+
 from asr.corpus.librispeech import subset_utterances
 from conftest import REPO
 
@@ -39,9 +41,7 @@ def test_committed_corpus_is_what_asr_synth_plans_with_its_documented_command():
     texts = synth.split_sentences(rng, {"train": 1500, "dev": 60, "test-seen": 100, "test-unseen": 100})
     planned = {(j.path.relative_to(DATA).as_posix(), j.text)
                for j in synth.plan_jobs(DATA, texts, voices, rng, "ogg")}
-    committed = set()
-    for trans in DATA.rglob("*.trans.txt"):
-        for line in trans.read_text(encoding="utf-8").splitlines():
-            utt_id, text = line.split(" ", 1)
-            committed.add(((trans.parent / f"{utt_id}.ogg").relative_to(DATA).as_posix(), text))
+    committed = {(Path(u.audio).resolve().relative_to(DATA.resolve()).as_posix(), u.text)
+                 for split in ("train", "dev", "test-seen", "test-unseen")
+                 for u in subset_utterances(DATA / split, progress=False)}
     assert planned == committed
