@@ -53,6 +53,9 @@ class FeatureConfig:
     # speaker's voice and microphone cancel out, the word's own spectrum stays. A lone file (transcribe,
     # serve) is its own speaker. Exclusive with utterance_mean_norm.
     speaker_mean_norm: bool = False
+    # with speaker_mean_norm: also divide by the speaker's standard deviation per channel, so a noisy
+    # speaker's compressed dynamic range is stretched like the others' (a lone file: its own)
+    speaker_var_norm: bool = False
     speed_perturb: tuple[float, ...] = (0.9, 1.0, 1.1)  # training only; () or (1.0,) disables
     freq_warp: float = 0.0  # training only: mel axis stretched by a factor in [1 - w, 1 + w] (VTLP-like)
     noise_snr: tuple[float, ...] = ()  # training only: [low, high] dB; adds noise at a random SNR in the range
@@ -81,6 +84,8 @@ class FeatureConfig:
         _check(self.trim_db >= 0, "features.trim_db must be >= 0 (0 disables trimming)")
         _check(not (self.utterance_mean_norm and self.speaker_mean_norm),
                "features.utterance_mean_norm and features.speaker_mean_norm exclude each other")
+        _check(self.speaker_mean_norm or not self.speaker_var_norm,
+               "features.speaker_var_norm needs features.speaker_mean_norm")
         _check(0 <= self.f_min and (self.f_max == 0 or self.f_min < self.f_max <= 8000),
                "features.f_min/f_max must satisfy 0 <= f_min < f_max <= 8000 (f_max 0 = 8000)")
         _check(all(0.5 <= s <= 2.0 for s in self.speed_perturb), "features.speed_perturb factors must lie in [0.5, 2]")

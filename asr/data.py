@@ -15,6 +15,7 @@ from asr.audio import load_audio
 from asr.config import FeatureConfig
 from asr.features import (
     CODEC_LEVELS,
+    STD_FLOOR,
     Cmvn,
     LogMel,
     add_background,
@@ -71,7 +72,7 @@ class SpeechDataset(Dataset):
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
         self._feats: dict[tuple[int, float], torch.Tensor] = {}
-        self._speaker_means: dict[str, torch.Tensor] = {}
+        self._speaker_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._by_speaker: dict[str, list[int]] = defaultdict(list)  # utterance indices, for speaker_mean_norm
         for j, utt in enumerate(utts if feat_cfg.speaker_mean_norm else []):
             self._by_speaker[utt.speaker].append(j)
@@ -147,22 +148,28 @@ class SpeechDataset(Dataset):
                 self._feats[(i, s)] = self.logmel(speed_perturb(wav, s))
         return self._feats[key]
 
-    def speaker_mean(self, speaker: str) -> torch.Tensor:
-        """Mean per channel (F,) of the un-augmented features of every utterance of `speaker` in this set,
-        weighted by frames; computed once per speaker."""
-        if speaker not in self._speaker_means:
-            total, frames = torch.zeros(self.cfg.n_mels, dtype=torch.float64), 0
+    def speaker_stats(self, speaker: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and standard deviation per channel (F,), (F,) of the un-augmented features of every utterance
+        of `speaker` in this set, weighted by frames; computed once per speaker."""
+        if speaker not in self._speaker_stats:
+            total = torch.zeros(self.cfg.n_mels, dtype=torch.float64)
+            squares, frames = torch.zeros_like(total), 0
             for j in self._by_speaker[speaker]:
-                feats = self.raw_features(j)
-                total += feats.sum(dim=0, dtype=torch.float64)
+                feats = self.raw_features(j).to(torch.float64)
+                total += feats.sum(dim=0)
+                squares += feats.pow(2).sum(dim=0)
                 frames += feats.shape[0]
-            self._speaker_means[speaker] = (total / max(frames, 1)).to(torch.float32)
-        return self._speaker_means[speaker]
+            mean = total / max(frames, 1)
+            std = (squares / max(frames, 1) - mean.pow(2)).clamp_min(0).sqrt().clamp_min(STD_FLOOR)
+            self._speaker_stats[speaker] = (mean.to(torch.float32), std.to(torch.float32))
+        return self._speaker_stats[speaker]
 
     def mean_norm(self, i: int, feats: torch.Tensor) -> torch.Tensor:
-        """`features.utterance_mean_norm` or `speaker_mean_norm` applied to features (T, F) of utterance i."""
+        """`features.utterance_mean_norm` or `speaker_mean_norm` (and `speaker_var_norm`) applied to features
+        (T, F) of utterance i."""
         if self.cfg.speaker_mean_norm:
-            return feats - self.speaker_mean(self.utts[i].speaker)
+            mean, std = self.speaker_stats(self.utts[i].speaker)
+            return (feats - mean) / std if self.cfg.speaker_var_norm else feats - mean
         return utterance_mean_norm(feats, self.cfg.utterance_mean_norm)
 
     def accumulate_cmvn(self, progress: bool = False) -> Cmvn:

@@ -45,6 +45,16 @@ class LogMel(torch.nn.Module):
         return torch.log(spec + LOG_FLOOR).transpose(0, 1).contiguous()  # (T, n_mels)
 
 
+STD_FLOOR = 1e-3  # smallest standard deviation a per-speaker or per-utterance variance normalisation divides by
+
+
+def utterance_var_norm(feats: torch.Tensor, enabled: bool = True) -> torch.Tensor:
+    """Divide mean-normalised features (T, F) by the utterance's own standard deviation per channel."""
+    if not enabled or feats.shape[0] < 2:
+        return feats
+    return feats / feats.std(dim=0, unbiased=False, keepdim=True).clamp_min(STD_FLOOR)
+
+
 def utterance_mean_norm(feats: torch.Tensor, enabled: bool = True) -> torch.Tensor:
     """Subtract the utterance's own mean per channel (T, F): a fixed microphone response or gain cancels out."""
     return feats - feats.mean(dim=0, keepdim=True) if enabled else feats

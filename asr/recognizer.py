@@ -17,7 +17,14 @@ from asr.bundle import build_model, read_bundle
 from asr.config import Config, from_dict
 from asr.decode import best_choices, choice_scores, collapse, greedy_ids
 from asr.export import load_exported
-from asr.features import LogMel, StreamingLogMel, apply_cmvn, trim_bounds, utterance_mean_norm
+from asr.features import (
+    LogMel,
+    StreamingLogMel,
+    apply_cmvn,
+    trim_bounds,
+    utterance_mean_norm,
+    utterance_var_norm,
+)
 from asr.model import flush_denormals
 from asr.pieces import transcribe_source
 from asr.text import BLANK, tokenizer_from_state
@@ -80,8 +87,9 @@ class Recognizer:
         by silence trimming (`features.trim_db`), which timestamps are measured from."""
         fc = self.cfg.features
         start, end = trim_bounds(wav, fc.trim_db)
-        # a lone waveform is its own speaker: speaker_mean_norm falls back to the utterance's mean
+        # a lone waveform is its own speaker: speaker_mean_norm (and var_norm) fall back to the utterance's own
         feats = utterance_mean_norm(self.logmel(wav[start:end]), fc.utterance_mean_norm or fc.speaker_mean_norm)
+        feats = utterance_var_norm(feats, fc.speaker_var_norm)
         return apply_cmvn(feats, self.mean, self.std), start
 
     @torch.no_grad()

@@ -189,3 +189,35 @@ def test_speaker_mean_norm_cancels_a_speakers_channel_and_keeps_the_words(tmp_pa
     assert not torch.allclose(plain[0][0], plain[3][0], atol=1.0)
     with pytest.raises(ValueError, match="exclude each other"):
         FeatureConfig(speaker_mean_norm=True, utterance_mean_norm=True)
+
+
+def test_speaker_var_norm_stretches_a_noisy_speakers_range_to_the_others(tmp_path):
+    import numpy as np
+    import pytest
+
+    from asr.audio import write_audio
+    from asr.features import utterance_var_norm
+    from asr.manifest import Utterance
+
+    rng = np.random.default_rng(1)
+    t = np.arange(8000) / 16000
+    words = [np.sin(2 * np.pi * f * t) * 0.3 * np.hanning(8000) for f in (300, 1200, 2500)]
+    utts = []
+    for speaker, noise in (("clean", 0.001), ("noisy", 0.03)):  # the noisy speaker's floor hides the quiet frames
+        for k, wav in enumerate(words):
+            path = tmp_path / f"{speaker}{k}.wav"
+            write_audio(path, (wav + rng.standard_normal(8000) * noise).astype(np.float32), 16000)
+            utts.append(Utterance(f"{speaker}{k}", str(path), 0.5, speaker, "A"))
+
+    def spread(cfg):  # per speaker: the mean over channels of each channel's std across the speaker's frames
+        ds = SpeechDataset(utts, CharTokenizer(), cfg, train=False)
+        return [torch.cat([ds[j][0] for j in range(k, k + 3)]).std(0, unbiased=False).mean().item() for k in (0, 3)]
+
+    clean, noisy = spread(FeatureConfig(speaker_mean_norm=True, n_mels=40))
+    assert noisy < 0.7 * clean  # the premise: noise compresses the log-mel range
+    clean, noisy = spread(FeatureConfig(speaker_mean_norm=True, speaker_var_norm=True, n_mels=40))
+    assert clean == pytest.approx(1.0, abs=1e-3) and noisy == pytest.approx(1.0, abs=1e-3)
+    feats = torch.randn(50, 4) * torch.tensor([0.5, 1.0, 2.0, 4.0])
+    assert torch.allclose(utterance_var_norm(feats - feats.mean(0)).std(0, unbiased=False), torch.ones(4), atol=1e-4)
+    with pytest.raises(ValueError, match="speaker_var_norm needs features.speaker_mean_norm"):
+        FeatureConfig(speaker_var_norm=True)

@@ -24,6 +24,7 @@ ngpu=1                   # data-parallel training processes (GPUs; gloo processe
 feature_cache=false      # true: precompute training features into memory-mapped shards (stage 4)
 speech_commands=""       # Speech Commands copy (as its --source): its zero..nine clips join every training set
 synth_takes=0            # takes per synthetic voice and digit joining every training set (0: none)
+synth_opts=""            # more options for asr synth's digits, e.g. "--pitch-range 30 200"
 # --- end options ---
 path_opts="source conf exp speech_commands"
 . "$(dirname "$0")/../lib/parse_options.sh"
@@ -46,7 +47,8 @@ extra_voices() {
   fi
   if [ "$synth_takes" -gt 0 ]; then
     rm -rf "$exp/extra/synth"
-    "$ASR" synth "$exp/extra/synth" --words "$exp/data/words.txt" --takes "$synth_takes" --quiet || return 1
+    "$ASR" synth "$exp/extra/synth" --words "$exp/data/words.txt" --takes "$synth_takes" --quiet \
+      $synth_opts || return 1
     parts+=("$exp/extra/synth/words.jsonl")
   fi
   "$ASR" merge "$exp/data/extra.jsonl" "${parts[@]}" --texts "$exp/data/words.txt" || return 1
