@@ -152,16 +152,11 @@ class SpeechDataset(Dataset):
         """Mean and standard deviation per channel (F,), (F,) of the un-augmented features of every utterance
         of `speaker` in this set, weighted by frames; computed once per speaker."""
         if speaker not in self._speaker_stats:
-            total = torch.zeros(self.cfg.n_mels, dtype=torch.float64)
-            squares, frames = torch.zeros_like(total), 0
+            acc = Cmvn(self.cfg.n_mels)
             for j in self._by_speaker[speaker]:
-                feats = self.raw_features(j).to(torch.float64)
-                total += feats.sum(dim=0)
-                squares += feats.pow(2).sum(dim=0)
-                frames += feats.shape[0]
-            mean = total / max(frames, 1)
-            std = (squares / max(frames, 1) - mean.pow(2)).clamp_min(0).sqrt().clamp_min(STD_FLOOR)
-            self._speaker_stats[speaker] = (mean.to(torch.float32), std.to(torch.float32))
+                acc.add(self.raw_features(j))
+            mean, std = acc.stats()
+            self._speaker_stats[speaker] = (mean, std.clamp_min(STD_FLOOR))
         return self._speaker_stats[speaker]
 
     def mean_norm(self, i: int, feats: torch.Tensor) -> torch.Tensor:
