@@ -168,13 +168,19 @@ def cmd_train(args) -> int:
 
 
 def cmd_decode(args) -> int:
-    from asr.decode import decode_manifest, read_choices
+    from asr.decode import decode_manifest, read_choices, read_warps
     from asr.recognizer import Recognizer
 
     if args.nbest > 1 and not (_wants_beam(args) or args.choices):
         raise ValueError(f"--nbest {args.nbest} needs beam search (--lm with --lexicon, or --beam-size alone) or "
                          "--choices: greedy decoding has one hypothesis")
-    rec = Recognizer.load(args.model, args.device)
+    if (len(args.model) > 1 or args.warps) and not args.choices:
+        raise ValueError("several --model and --warps need --choices: they average closed-set posteriors")
+    if (len(args.model) > 1 or args.warps) and _wants_beam(args):
+        raise ValueError("several --model and --warps work with --choices, not with beam search")
+    warps = read_warps(args.warps) if args.warps else None
+    rec = Recognizer.load(args.model[0], args.device)
+    more = [Recognizer.load(m, args.device) for m in args.model[1:]]
     _maybe_beam(rec, args)
     if args.empty_choice and not args.choices:
         raise ValueError("--empty-choice needs --choices")
@@ -182,7 +188,7 @@ def cmd_decode(args) -> int:
     if choices is not None and args.empty_choice:
         choices.append("")
     decode_manifest(rec, args.manifest, args.out, batch_size=args.batch_size, progress=not args.quiet,
-                    choices=choices, nbest=args.nbest)
+                    choices=choices, nbest=args.nbest, ensemble=more, warps=warps)
     print(f"hypotheses: {args.out}")
     return 0
 
@@ -404,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("decode", help="greedy-decode a manifest into a hypothesis file")
-    s.add_argument("--model", required=True, help="model bundle (.pt)")
+    s.add_argument("--model", required=True, action="append", help="model bundle (.pt); with --choices it can "
+                   "be given again: the models' closed-set posteriors are averaged (an ensemble)")
     s.add_argument("--manifest", required=True)
     s.add_argument("--out", required=True, help="hypothesis file (JSON Lines)")
     s.add_argument("--batch-size", type=int, default=16)
@@ -414,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                               "e.g. Speech Commands' silence) is allowed too")
     s.add_argument("--nbest", type=int, default=1, help="also list up to N hypotheses per utterance with their "
                    "scores (beam search: distinct texts; --choices: the N most likely choices)")
+    s.add_argument("--warps", help="with --choices: test-time frequency warps, e.g. 0.95,1,1.05,1.1 (each "
+                   "utterance decoded at every warp of the mel axis; the posteriors averaged)")
     s.add_argument("--device", default="cpu")
     s.add_argument("--quiet", action="store_true")
     _beam_args(s)

@@ -71,6 +71,7 @@ class SpeechDataset(Dataset):
         self.logmel = LogMel(feat_cfg)
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
+        self.warp = 1.0  # evaluation only: `freq_warp` factor for every item (test-time warps, asr decode --warps)
         self._feats: dict[tuple[int, float], torch.Tensor] = {}
         self._speaker_stats: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._by_speaker: dict[str, list[int]] = defaultdict(list)  # utterance indices, for speaker_mean_norm
@@ -189,7 +190,7 @@ class SpeechDataset(Dataset):
         changed."""
         i, seed = key if isinstance(key, tuple) else (key, None)
         if not self.train:
-            feats = self.mean_norm(i, self.raw_features(i))
+            feats = freq_warp(self.mean_norm(i, self.raw_features(i)), self.warp)
             return (apply_cmvn(feats, self.mean, self.std) if self.mean is not None else feats), self._tokens[i]
         rng = random.Random(seed)
         speed = rng.choice(self.cfg.speed_perturb) if self.cfg.speed_perturb else 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -64,6 +65,38 @@ def best_choices(log_probs: torch.Tensor, lengths: torch.Tensor, choices: list[l
     return choice_scores(log_probs, lengths, choices).argmax(dim=1).tolist()
 
 
+def ensemble_posteriors(recognizers, utts, choices: list[str], warps=(1.0,), batch_size: int = 16,
+                        bar=None) -> torch.Tensor:
+    """Closed-set ensemble: every utterance's posterior over `choices` (the softmax of `choice_scores`),
+    averaged over every model in `recognizers` and every test-time `freq_warp` factor in `warps`; (N, C).
+    Averaging sequence posteriors, not frame posteriors, needs no agreement between the models' CTC alignments
+    (their spikes fall on different frames), so models of any shape, tokenizer or frame rate combine."""
+    total = torch.zeros(len(utts), len(choices))
+    for rec in recognizers:
+        ds = rec.dataset(utts)
+        ids = [rec.tokenizer.encode(c) for c in choices]
+        for warp in warps:
+            ds.warp = warp
+            for idx, log_probs, out_lens in batched_log_probs(rec.model, ds, rec.device, batch_size):
+                post = choice_scores(log_probs, out_lens, ids).log_softmax(dim=1).exp()
+                total[idx] += post.nan_to_num(0.0)  # no choice fits a too-short utterance: it adds nothing
+                if bar is not None:
+                    bar.update(len(idx))
+    return total / (len(recognizers) * len(warps))
+
+
+def read_warps(text: str) -> list[float]:
+    """`--warps` "0.95,1,1.05": test-time `freq_warp` factors (each 0.5-2)."""
+    try:
+        warps = [float(w) for w in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--warps {text!r}: give comma-separated numbers, e.g. 0.95,1,1.05,1.1") from None
+    bad = [w for w in warps if not 0.5 <= w <= 2.0]
+    if bad:
+        raise ValueError(f"--warps {text!r}: {bad[0]} is outside 0.5-2 (1 is no warp)")
+    return warps
+
+
 def read_choices(path: str | Path, what: str = "choices file") -> list[str]:
     """Allowed transcripts for closed-set decoding (or any list of transcripts), one per line."""
     from asr.manifest import ManifestError
@@ -78,11 +111,14 @@ def read_choices(path: str | Path, what: str = "choices file") -> list[str]:
 
 
 def decode_manifest(recognizer, manifest: str | Path, out: str | Path, *, batch_size: int = 16,
-                    progress: bool = True, choices: list[str] | None = None, nbest: int = 1) -> dict[str, str]:
+                    progress: bool = True, choices: list[str] | None = None, nbest: int = 1,
+                    ensemble: list | tuple = (), warps: list[float] | None = None) -> dict[str, str]:
     """Decode every utterance of a manifest with a loaded Recognizer (greedy, beam search once `use_beam`
     was called, or the most likely of `choices` when given); write hypotheses to `out`. With `nbest` > 1
     (beam search or choices) each line also lists up to that many distinct hypotheses, best first, with
-    their scores (`nbest`: [{"text", "score"}]); `text` stays the best one."""
+    their scores (`nbest`: [{"text", "score"}]); `text` stays the best one. With `choices`, more models
+    (`ensemble`, loaded Recognizers) and test-time `warps` average their posteriors (`ensemble_posteriors`);
+    n-best scores are then log mean posteriors."""
     from tqdm import tqdm
 
     from asr.manifest import read_manifest
@@ -92,10 +128,25 @@ def decode_manifest(recognizer, manifest: str | Path, out: str | Path, *, batch_
     if nbest > 1 and recognizer.beam is None and not choices:
         raise ValueError(f"--nbest {nbest} needs beam search (--lm with --lexicon, or --beam-size alone) or "
                          "--choices: greedy decoding has one hypothesis")
+    if (ensemble or warps) and not choices:
+        raise ValueError("several models (--model ... --model ...) and --warps need --choices: they average "
+                         "closed-set posteriors")
     utts = read_manifest(manifest)
-    ds = recognizer.dataset(utts)
     hyps: dict[str, str] = {}
     lists: dict[str, list] = {}
+    if ensemble or warps:
+        recs, warps = [recognizer, *ensemble], list(warps or [1.0])
+        with tqdm(total=len(utts) * len(recs) * len(warps), desc="decode", unit="utt", disable=not progress) as bar:
+            post = ensemble_posteriors(recs, utts, choices, warps, batch_size, bar)
+        top = post.topk(min(nbest, len(choices)), dim=1)
+        for u, vals, idx in zip(utts, top.values.tolist(), top.indices.tolist()):
+            hyps[u.id] = choices[idx[0]]
+            if nbest > 1:
+                lists[u.id] = [{"text": choices[i], "score": round(math.log(max(v, 1e-30)), 3)}
+                               for v, i in zip(vals, idx)]
+        write_hypotheses(hyps, out, {u.id: {"nbest": lists[u.id]} for u in utts} if lists else None)
+        return hyps
+    ds = recognizer.dataset(utts)
     bar = tqdm(total=len(ds), desc="decode", unit="utt", disable=not progress)
     for idx, log_probs, out_lens in batched_log_probs(recognizer.model, ds, recognizer.device, batch_size):
         ids = [utts[i].id for i in idx]

@@ -114,3 +114,48 @@ def test_decode_empty_choice_adds_the_empty_transcript_to_the_choices(digits_mod
     assert main(["decode", "--model", str(bundle), "--manifest", manifest, "--out", str(tmp_path / "g.jsonl"),
                  "--empty-choice"]) == 2
     assert "--empty-choice needs --choices" in capsys.readouterr().err and not (tmp_path / "g.jsonl").exists()
+
+
+def test_decode_averages_the_closed_set_posteriors_of_several_models_and_test_time_warps(
+        digits_model, chunked_digits_model, tmp_path, capsys):
+    """`asr decode --model A --model B --warps ...` with `--choices`: every utterance's posterior over the
+    choices is the mean over models and warps of each one's own posterior (checked against single-model,
+    single-warp decodes), n-best scores are log posteriors (they sum to one over all choices), `--warps 1`
+    is plain closed-set decoding, and a warp really changes the features. Without --choices, or with a warp
+    out of range, one line and no file."""
+    import math
+
+    from asr.cli import main
+
+    out, a = digits_model
+    b = chunked_digits_model[1]
+    manifest = str(out / "data" / "dev.jsonl")
+    words = tmp_path / "digits.txt"
+    words.write_text("\n".join(DIGITS) + "\n")
+
+    def post(name, *opts):
+        hyp = tmp_path / f"{name}.jsonl"
+        assert main(["decode", "--manifest", manifest, "--out", str(hyp), "--choices", str(words), "--quiet",
+                     *opts]) == 0
+        lines = [json.loads(x) for x in hyp.read_text().splitlines()]
+        return {x["id"]: {h["text"]: math.exp(h["score"]) for h in x.get("nbest", [])} or x["text"] for x in lines}
+
+    plain = post("plain", "--model", str(a))
+    assert post("w1", "--model", str(a), "--warps", "1") == plain
+    single = {(m, w): post(f"{k}-{w}", "--model", str(m), "--warps", w, "--nbest", "10")
+              for k, m in (("a", a), ("b", b)) for w in ("0.9", "1.1")}
+    both = post("both", "--model", str(a), "--model", str(b), "--warps", "0.9,1.1", "--nbest", "10")
+    assert set(both) == set(plain) and len(both) == len(read_manifest(manifest)) > 0
+    for uid, p in both.items():
+        assert set(p) == set(DIGITS) and abs(sum(p.values()) - 1) < 0.01
+        for text, v in p.items():
+            mean = sum(s[uid][text] for s in single.values()) / 4
+            assert abs(v - mean) < 0.01 + 0.002 * v  # scores are rounded to 3 decimals (of the log)
+    assert any(abs(single[(a, "0.9")][u][t] - single[(a, "1.1")][u][t]) > 0.01 for u in plain for t in DIGITS)
+    capsys.readouterr()
+    for opts, message in ((["--model", str(a), "--model", str(b)], "need --choices"),
+                          (["--model", str(a), "--warps", "0.9"], "need --choices"),
+                          (["--model", str(a), "--choices", str(words), "--warps", "0.9,3"], "outside 0.5-2"),
+                          (["--model", str(a), "--choices", str(words), "--warps", "0.9,x"], "comma-separated")):
+        assert main(["decode", "--manifest", manifest, "--out", str(tmp_path / "bad.jsonl"), *opts]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "bad.jsonl").exists()
