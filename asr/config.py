@@ -58,6 +58,10 @@ class FeatureConfig:
     speaker_var_norm: bool = False
     speed_perturb: tuple[float, ...] = (0.9, 1.0, 1.1)  # training only; () or (1.0,) disables
     freq_warp: float = 0.0  # training only: mel axis stretched by a factor in [1 - w, 1 + w] (VTLP-like)
+    # training only: cut up to this fraction of the (trimmed) frames off each end of an utterance, as recordings
+    # that start or stop mid-word do (one FSDD speaker's SIX files lack the first /s/); 0 = off
+    edge_crop: float = 0.0
+    edge_crop_prob: float = 0.5  # fraction of training utterances cropped (when edge_crop is set)
     noise_snr: tuple[float, ...] = ()  # training only: [low, high] dB; adds noise at a random SNR in the range
     noise_prob: float = 0.5  # fraction of training utterances that get noise (when noise_snr is set)
     # waveform-domain corruption, training only (any of them on: waveforms are cached instead of features)
@@ -93,6 +97,8 @@ class FeatureConfig:
         _check(len(self.noise_snr) in (0, 2) and (not self.noise_snr or self.noise_snr[0] <= self.noise_snr[1]),
                "features.noise_snr must be [] or [low_db, high_db] with low <= high")
         _check(0.0 <= self.noise_prob <= 1.0, "features.noise_prob must be in [0, 1]")
+        _check(0.0 <= self.edge_crop < 0.5, "features.edge_crop must be in [0, 0.5)")
+        _check(0.0 <= self.edge_crop_prob <= 1.0, "features.edge_crop_prob must be in [0, 1]")
         _check(len(self.background_snr) == 2 and self.background_snr[0] <= self.background_snr[1],
                "features.background_snr must be [low_db, high_db] with low <= high")
         _check(len(self.reverb_rt60) == 2 and 0.05 <= self.reverb_rt60[0] <= self.reverb_rt60[1] <= 3.0,

@@ -21,6 +21,7 @@ from asr.features import (
     add_background,
     add_noise,
     apply_cmvn,
+    crop_edges,
     freq_warp,
     pitch_shift,
     random_rir,
@@ -199,6 +200,8 @@ class SpeechDataset(Dataset):
                 feats = self.logmel(self.corrupt(self.raw_waveform(i, speed), rng))
         else:
             feats = self.raw_features(i, speed)
+        if self.cfg.edge_crop > 0 and rng.random() < self.cfg.edge_crop_prob:
+            feats = crop_edges(feats, rng.uniform(0, self.cfg.edge_crop), rng.uniform(0, self.cfg.edge_crop))
         if self.cfg.noise_snr and rng.random() < self.cfg.noise_prob:
             feats = add_noise(feats, rng.uniform(*self.cfg.noise_snr), rng.uniform(-10, 10))
         feats = self.mean_norm(i, feats)

@@ -336,6 +336,14 @@ def telephone(wav: torch.Tensor, band_limit: bool, codec: str = "", level: float
     return x
 
 
+def crop_edges(feats: torch.Tensor, start: float, end: float) -> torch.Tensor:
+    """Features (T, F) without their first `start` and last `end` fraction of frames (each under 0.5; at least
+    one frame is kept): the word of a recording that begins or ends mid-sound."""
+    t = feats.shape[0]
+    lo, hi = int(t * start), t - int(t * end)
+    return feats[lo:hi] if hi > lo else feats[lo:lo + 1]
+
+
 def freq_warp(feats: torch.Tensor, alpha: float) -> torch.Tensor:
     """Stretch (alpha > 1) or compress the mel axis of features (T, F) by linear interpolation.
 

@@ -221,3 +221,32 @@ def test_speaker_var_norm_stretches_a_noisy_speakers_range_to_the_others(tmp_pat
     assert torch.allclose(utterance_var_norm(feats - feats.mean(0)).std(0, unbiased=False), torch.ones(4), atol=1e-4)
     with pytest.raises(ValueError, match="speaker_var_norm needs features.speaker_mean_norm"):
         FeatureConfig(speaker_var_norm=True)
+
+
+def test_edge_crop_cuts_frames_off_the_ends_only_and_only_in_training(tmp_path):
+    """`features.edge_crop`: a training item is a contiguous middle part of the uncropped one (the start and the
+    end cut by up to the fraction each, both seen over seeds), never shorter than 1 - 2 * fraction; evaluation and
+    edge_crop_prob 0 keep every frame; bad values are one clear error."""
+    import pytest
+
+    utts, _ = _corrupting_corpus(tmp_path)
+    plain = dict(speed_perturb=(), freq_masks=0, time_masks=0)
+    full = SpeechDataset(utts, CharTokenizer(), FeatureConfig(**plain), train=True)[0, 5][0]
+    t = full.shape[0]
+    cropped = SpeechDataset(utts, CharTokenizer(), FeatureConfig(**plain, edge_crop=0.3, edge_crop_prob=1.0),
+                            train=True)
+    starts, ends = set(), set()
+    for seed in range(12):
+        feats = cropped[0, seed][0]
+        n = feats.shape[0]
+        assert int(t * 0.4) <= n <= t
+        lo = next(k for k in range(t - n + 1) if torch.equal(full[k:k + n], feats))  # a contiguous part
+        starts.add(lo)
+        ends.add(t - n - lo)
+    assert max(starts) > 0 and max(ends) > 0 and max(starts) <= 0.3 * t and max(ends) <= 0.3 * t
+    never = SpeechDataset(utts, CharTokenizer(), FeatureConfig(**plain, edge_crop=0.3, edge_crop_prob=0.0), train=True)
+    assert torch.equal(never[0, 5][0], full)
+    evaluation = SpeechDataset(utts, CharTokenizer(), FeatureConfig(**plain, edge_crop=0.3, edge_crop_prob=1.0))
+    assert evaluation[0][0].shape[0] == t
+    with pytest.raises(ValueError, match="edge_crop must be in"):
+        FeatureConfig(edge_crop=0.5)
