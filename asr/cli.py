@@ -168,17 +168,18 @@ def cmd_train(args) -> int:
 
 
 def cmd_decode(args) -> int:
-    from asr.decode import decode_manifest, read_choices, read_warps
+    from asr.decode import ENSEMBLE_NEEDS_CHOICES, decode_manifest, read_choices, read_warps
     from asr.recognizer import Recognizer
 
     if args.nbest > 1 and not (_wants_beam(args) or args.choices):
         raise ValueError(f"--nbest {args.nbest} needs beam search (--lm with --lexicon, or --beam-size alone) or "
                          "--choices: greedy decoding has one hypothesis")
-    if (len(args.model) > 1 or args.warps) and not args.choices:
-        raise ValueError("several --model and --warps need --choices: they average closed-set posteriors")
-    if (len(args.model) > 1 or args.warps) and _wants_beam(args):
+    averaged = len(args.model) > 1 or args.warps is not None
+    if averaged and not args.choices:
+        raise ValueError(ENSEMBLE_NEEDS_CHOICES)
+    if averaged and _wants_beam(args):
         raise ValueError("several --model and --warps work with --choices, not with beam search")
-    warps = read_warps(args.warps) if args.warps else None
+    warps = read_warps(args.warps) if args.warps is not None else None
     rec = Recognizer.load(args.model[0], args.device)
     more = [Recognizer.load(m, args.device) for m in args.model[1:]]
     _maybe_beam(rec, args)

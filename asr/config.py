@@ -59,7 +59,7 @@ class FeatureConfig:
     speed_perturb: tuple[float, ...] = (0.9, 1.0, 1.1)  # training only; () or (1.0,) disables
     freq_warp: float = 0.0  # training only: mel axis stretched by a factor in [1 - w, 1 + w] (VTLP-like)
     # training only: cut up to this fraction of the (trimmed) frames off each end of an utterance, as recordings
-    # that start or stop mid-word do (one FSDD speaker's SIX files lack the first /s/); 0 = off
+    # that start or stop mid-word do (two FSDD speakers' SIX files start after the /s/); 0 = off
     edge_crop: float = 0.0
     edge_crop_prob: float = 0.5  # fraction of training utterances cropped (when edge_crop is set)
     noise_snr: tuple[float, ...] = ()  # training only: [low, high] dB; adds noise at a random SNR in the range

@@ -186,7 +186,7 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Item `key`: an index, or in training (index, seed), where every random draw of the item's
-        augmentation (speed, waveform corruption, noise, warp, SpecAugment) comes from `seed` alone: the same
+        augmentation (speed, waveform corruption, edge crop, noise, warp, SpecAugment) comes from `seed` alone: the same
         item is the same whichever process prepares it and whenever, and no global random state is used or
         changed."""
         i, seed = key if isinstance(key, tuple) else (key, None)

@@ -65,24 +65,33 @@ def best_choices(log_probs: torch.Tensor, lengths: torch.Tensor, choices: list[l
     return choice_scores(log_probs, lengths, choices).argmax(dim=1).tolist()
 
 
+ENSEMBLE_NEEDS_CHOICES = "several --model and --warps need --choices: they average closed-set posteriors"
+
+
 def ensemble_posteriors(recognizers, utts, choices: list[str], warps=(1.0,), batch_size: int = 16,
                         bar=None) -> torch.Tensor:
     """Closed-set ensemble: every utterance's posterior over `choices` (the softmax of `choice_scores`),
     averaged over every model in `recognizers` and every test-time `freq_warp` factor in `warps`; (N, C).
     Averaging sequence posteriors, not frame posteriors, needs no agreement between the models' CTC alignments
-    (their spikes fall on different frames), so models of any shape, tokenizer or frame rate combine."""
+    (their spikes fall on different frames), so models of any shape, tokenizer or frame rate combine. A pass
+    (model and warp) in which no choice fits an utterance (too few frames) is left out of its average; a row of
+    zeros means that no pass fitted any choice."""
     total = torch.zeros(len(utts), len(choices))
+    passes = torch.zeros(len(utts), 1)
     for rec in recognizers:
         ds = rec.dataset(utts)
         ids = [rec.tokenizer.encode(c) for c in choices]
         for warp in warps:
             ds.warp = warp
             for idx, log_probs, out_lens in batched_log_probs(rec.model, ds, rec.device, batch_size):
-                post = choice_scores(log_probs, out_lens, ids).log_softmax(dim=1).exp()
-                total[idx] += post.nan_to_num(0.0)  # no choice fits a too-short utterance: it adds nothing
+                scores = choice_scores(log_probs, out_lens, ids)
+                fits = torch.isfinite(scores).any(dim=1, keepdim=True)
+                post = torch.where(fits, scores, torch.zeros_like(scores)).log_softmax(dim=1).exp()
+                total[idx] += post * fits
+                passes[idx] += fits.float()
                 if bar is not None:
                     bar.update(len(idx))
-    return total / (len(recognizers) * len(warps))
+    return total / passes.clamp_min(1)
 
 
 def read_warps(text: str) -> list[float]:
@@ -129,8 +138,7 @@ def decode_manifest(recognizer, manifest: str | Path, out: str | Path, *, batch_
         raise ValueError(f"--nbest {nbest} needs beam search (--lm with --lexicon, or --beam-size alone) or "
                          "--choices: greedy decoding has one hypothesis")
     if (ensemble or warps) and not choices:
-        raise ValueError("several models (--model ... --model ...) and --warps need --choices: they average "
-                         "closed-set posteriors")
+        raise ValueError(ENSEMBLE_NEEDS_CHOICES)
     utts = read_manifest(manifest)
     hyps: dict[str, str] = {}
     lists: dict[str, list] = {}
