@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -63,6 +62,13 @@ def best_choices(log_probs: torch.Tensor, lengths: torch.Tensor, choices: list[l
     """Closed-set decoding: for each utterance, the index of the allowed token sequence with the highest
     CTC likelihood (`choice_scores`)."""
     return choice_scores(log_probs, lengths, choices).argmax(dim=1).tolist()
+
+
+def rank_choices(scores: torch.Tensor, choices: list[str], n: int) -> list[list[tuple[str, float]]]:
+    """The `n` best of `choices` per utterance from scores (B, C), best first, with scores rounded to 3 decimals."""
+    top = scores.topk(min(n, len(choices)), dim=1)
+    return [[(choices[int(i)], round(float(v), 3)) for v, i in zip(vals, idx)]
+            for vals, idx in zip(top.values, top.indices)]
 
 
 ENSEMBLE_NEEDS_CHOICES = "several --model and --warps need --choices: they average closed-set posteriors"
@@ -146,26 +152,23 @@ def decode_manifest(recognizer, manifest: str | Path, out: str | Path, *, batch_
         recs, warps = [recognizer, *ensemble], list(warps or [1.0])
         with tqdm(total=len(utts) * len(recs) * len(warps), desc="decode", unit="utt", disable=not progress) as bar:
             post = ensemble_posteriors(recs, utts, choices, warps, batch_size, bar)
-        top = post.topk(min(nbest, len(choices)), dim=1)
-        for u, vals, idx in zip(utts, top.values.tolist(), top.indices.tolist()):
-            hyps[u.id] = choices[idx[0]]
+        for u, ranked in zip(utts, rank_choices(post.clamp_min(1e-30).log(), choices, nbest)):
+            hyps[u.id] = ranked[0][0]
             if nbest > 1:
-                lists[u.id] = [{"text": choices[i], "score": round(math.log(max(v, 1e-30)), 3)}
-                               for v, i in zip(vals, idx)]
-        write_hypotheses(hyps, out, {u.id: {"nbest": lists[u.id]} for u in utts} if lists else None)
-        return hyps
-    ds = recognizer.dataset(utts)
-    bar = tqdm(total=len(ds), desc="decode", unit="utt", disable=not progress)
-    for idx, log_probs, out_lens in batched_log_probs(recognizer.model, ds, recognizer.device, batch_size):
-        ids = [utts[i].id for i in idx]
-        if nbest > 1:
-            for uid, ranked in zip(ids, recognizer.nbest_log_probs(log_probs, out_lens, nbest, choices)):
-                lists[uid] = [{"text": text, "score": score} for text, score in ranked]
-                hyps[uid] = ranked[0][0] if ranked else ""
-        else:
-            hyps.update(zip(ids, recognizer.decode_log_probs(log_probs, out_lens, choices)))
-        bar.update(len(idx))
-    bar.close()
+                lists[u.id] = [{"text": text, "score": score} for text, score in ranked]
+    else:
+        ds = recognizer.dataset(utts)
+        bar = tqdm(total=len(ds), desc="decode", unit="utt", disable=not progress)
+        for idx, log_probs, out_lens in batched_log_probs(recognizer.model, ds, recognizer.device, batch_size):
+            ids = [utts[i].id for i in idx]
+            if nbest > 1:
+                for uid, ranked in zip(ids, recognizer.nbest_log_probs(log_probs, out_lens, nbest, choices)):
+                    lists[uid] = [{"text": text, "score": score} for text, score in ranked]
+                    hyps[uid] = ranked[0][0] if ranked else ""
+            else:
+                hyps.update(zip(ids, recognizer.decode_log_probs(log_probs, out_lens, choices)))
+            bar.update(len(idx))
+        bar.close()
     ordered = {u.id: hyps[u.id] for u in utts}
     write_hypotheses(ordered, out, {u.id: {"nbest": lists[u.id]} for u in utts} if lists else None)
     return ordered

@@ -15,7 +15,7 @@ import torch
 from asr.audio import SAMPLE_RATE
 from asr.bundle import build_model, read_bundle
 from asr.config import Config, from_dict
-from asr.decode import best_choices, choice_scores, collapse, greedy_ids
+from asr.decode import best_choices, choice_scores, collapse, greedy_ids, rank_choices
 from asr.export import load_exported
 from asr.features import (
     LogMel,
@@ -113,10 +113,8 @@ class Recognizer:
         """Up to `n` hypotheses per utterance, best first, with scores: with `choices` the most likely allowed
         transcripts (score: CTC log-likelihood), else the beam search's distinct texts (its score)."""
         if choices:
-            scores = choice_scores(log_probs, out_lens, [self.tokenizer.encode(c) for c in choices])
-            top = scores.topk(min(n, len(choices)), dim=1)
-            return [[(choices[int(i)], round(float(v), 3)) for v, i in zip(vals, idx)]
-                    for vals, idx in zip(top.values, top.indices)]
+            return rank_choices(choice_scores(log_probs, out_lens, [self.tokenizer.encode(c) for c in choices]),
+                                choices, n)
         if self.beam is None:
             raise ValueError("n-best lists need beam search (use_beam) or choices")
         return self.beam.decode_nbest(log_probs, out_lens, n)
