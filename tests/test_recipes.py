@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,58 @@ def test_fsdd_recipe_end_to_end_and_resume(speech_data, tmp_path):
     r3 = run(cmd + ["--stage", "7", "--stop-stage", "7", "--loso", "false"])
     assert r3.returncode == 0 and [line.split("] ")[1].split(":")[0] for line in stage_lines(r3.stdout)] == [
         "stage 7 score"]
+
+
+def test_fsdd_recipe_trains_a_model_per_seed_and_decodes_them_together(speech_data, tmp_path):
+    """--seeds: a fold trains one model per seed (EXP/FOLD/seed-N, each scored alone), then decodes them together
+    (stage 6 ensemble) with --warps; that is the fold's result and the summary's. A bad --seeds or --warps is one
+    line before anything runs; new --warps redo the ensemble and the summary, not the trainings."""
+    import torch
+
+    exp = tmp_path / "exp"
+    source = speech_data.fsdd_source()
+    speaker = sorted({p.stem.split("_")[1] for p in (source / "recordings").glob("*.wav")})[0]
+    base = ["bash", RECIPES / "fsdd" / "run.sh", "--source", source, "--exp", exp, "--conventional", "false",
+            "--conf", RECIPES / "fsdd" / "conf" / "ci.yaml", "--loso-speakers", speaker,
+            "--overrides", "train.epochs=1"]
+    for bad, says in ((["--seeds", "1,2"], "--seeds: '1,2' is not a whole number"),
+                      (["--warps", "0.9,,1"], "--warps: '' is not a warp"),
+                      (["--warps", "1,"], "--warps: '' is not a warp"),
+                      (["--warps", "3"], "--warps: '3' is not a warp between 0.5 and 2")):
+        r = run(base + bad)
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.splitlines()) == 1, (bad, r.stderr)
+        assert not exp.exists()
+    cmd = base + ["--seeds", "1 2", "--warps", "0.95,1"]
+    r = run(cmd)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    fold = exp / f"loso-{speaker}"
+    models = [fold / f"seed-{s}" / "model.pt" for s in (1, 2)]
+    bundles = [read_bundle(m) for m in models]
+    assert [b["config"]["train"]["seed"] for b in bundles] == [1, 2]
+    assert not all(torch.equal(a, b) for a, b in zip(bundles[0]["model"].values(), bundles[1]["model"].values()))
+    for m in models:  # each seed's model decoded and scored on its own too
+        assert (m.parent / "decode" / "test" / "wer.json").exists()
+    # the fold's hypotheses are the two models decoded together at both warps
+    by_hand = tmp_path / "by-hand.jsonl"
+    asr = [sys.executable, "-m", "asr"]
+    d = run(asr + ["decode", "--model", models[0], "--model", models[1], "--manifest",
+                   exp / "data" / fold.name / "test.jsonl", "--choices", exp / "data" / "words.txt",
+                   "--warps", "0.95,1", "--out", by_hand, "--quiet"])
+    assert d.returncode == 0, d.stderr
+    assert (fold / "decode" / "test" / "hyp.jsonl").read_text() == by_hand.read_text()
+    results = (fold / "RESULTS.md").read_text()
+    row = next(line for line in results.splitlines() if line.startswith("| test |"))
+    assert "ensemble of seeds 1 2" in row
+    wer = float(row.split("|")[2])
+    summary = (exp / "RESULTS-speaker-independent.md").read_text()
+    assert f"| {fold.name}/test | {wer:.2f} |" in summary
+    # the same command again: nothing is redone; other warps: the ensemble and the summary only
+    r2 = run(cmd)
+    assert r2.returncode == 0 and all("already done" in line for line in stage_lines(r2.stdout)), r2.stdout
+    r3 = run(base + ["--seeds", "1 2", "--warps", "1"])
+    assert r3.returncode == 0, r3.stderr[-2000:]
+    redone = [line.split("] ")[1].split(":")[0] for line in stage_lines(r3.stdout) if "already done" not in line]
+    assert redone == ["stage 6 ensemble", "stage 7 ensemble-score", "stage 14 summary"], stage_lines(r3.stdout)
 
 
 def test_fsdd_recipe_adds_other_voices_to_every_training_set(speech_data, tmp_path):

@@ -25,6 +25,8 @@ feature_cache=false      # true: precompute training features into memory-mapped
 speech_commands=""       # Speech Commands copy (as its --source): its zero..nine clips join every training set
 synth_takes=0            # takes per synthetic voice and digit joining every training set (0: none)
 synth_opts=""            # more options for asr synth's digits, e.g. "--pitch-range 30 200"
+seeds=""                 # one model per seed for each evaluation, decoded together, e.g. "1 2 3" (empty: one model)
+warps=""                 # test-time mel-axis warps of the decoding, e.g. 0.9,0.95,1,1.05,1.1 (empty: none)
 # --- end options ---
 path_opts="source conf exp speech_commands"
 . "$(dirname "$0")/../lib/parse_options.sh"
@@ -33,6 +35,22 @@ cd "$(dirname "$0")"  # defaults are relative to the recipe folder
 
 corpus=fsdd
 decode_opts="--choices $exp/data/words.txt"  # decoding restricted to the ten words
+
+# --seeds and --warps are checked before anything runs (a typo must not cost the trainings before the decode)
+for seed in $seeds; do
+  [[ $seed =~ ^[0-9]+$ ]] || { echo "$0: --seeds: '$seed' is not a whole number (e.g. --seeds \"1 2 3\")" >&2; exit 2; }
+done
+if [ -n "$warps" ]; then
+  IFS=, read -ra warp_list <<< "$warps"
+  [[ $warps =~ ^[^,](.*[^,])?$ && $warps != *,,* ]] || warp_list+=("")  # an empty entry is refused below
+  for w in "${warp_list[@]}"; do
+    if ! [[ $w =~ ^[0-9]*\.?[0-9]+$ ]] || ! awk -v w="$w" 'BEGIN { exit !(w >= 0.5 && w <= 2) }'; then
+      echo "$0: --warps: '$w' is not a warp between 0.5 and 2 (e.g. --warps 0.9,0.95,1,1.05,1.1)" >&2
+      exit 2
+    fi
+  done
+  decode_opts+=" --warps $warps"
+fi
 
 corpus_stages "$exp/download" "$exp/data" "$exp"
 
@@ -56,6 +74,35 @@ extra_voices() {
     "$ASR" merge "${split%.jsonl}-extra.jsonl" "$split" "$exp/data/extra.jsonl" > /dev/null || return 1
   done
 }
+# _ensemble_decode MANIFESTS DECODE_DIR SET --model M ...: the models' averaged closed-set posteriors (asr decode
+# with several --model) into DECODE_DIR/SET/hyp.jsonl
+_ensemble_decode() {
+  local manifests=$1 dir=$2 set=$3
+  shift 3
+  # shellcheck disable=SC2086
+  "$ASR" decode "$@" --manifest "$manifests/$set.jsonl" --out "$dir/$set/hyp.jsonl" $decode_opts > /dev/null
+}
+
+# fsdd_models MANIFESTS EXP: stages 3-8 for EXP's model; with --seeds, one model per seed in EXP/seed-N (each
+# decoded and scored alone), then all of them decoded together (stage 6 ensemble, 7 ensemble-score) into
+# EXP/decode/test and EXP/RESULTS.md, where a single model's results would be
+fsdd_models() {
+  local manifests=$1 dir=$2 seed base=$overrides models=()
+  if [ -z "$seeds" ]; then
+    model_stages "$manifests" "$dir" "$train_set" dev test
+    return
+  fi
+  for seed in $seeds; do
+    overrides="$base train.seed=$seed"
+    model_stages "$manifests" "$dir/seed-$seed" "$train_set" dev test
+    models+=(--model "$dir/seed-$seed/model.pt")
+  done
+  overrides=$base
+  run_stage --key "$seeds $warps" 6 ensemble "$dir" _ensemble_decode "$manifests" "$dir/decode" test "${models[@]}"
+  run_stage --key "$seeds $warps" 7 ensemble-score "$dir" _score_sets "$manifests" "$dir" "$dir/decode" "" \
+    "ensemble of seeds $seeds" test
+}
+
 train_set=train
 if [ -n "$speech_commands" ] || [ "$synth_takes" -gt 0 ]; then
   run_stage 2 extra "$exp" extra_voices
@@ -63,7 +110,7 @@ if [ -n "$speech_commands" ] || [ "$synth_takes" -gt 0 ]; then
 fi
 
 if [ "$conventional" = true ]; then
-  model_stages "$exp/data/conventional" "$exp/conventional" "$train_set" dev test
+  fsdd_models "$exp/data/conventional" "$exp/conventional"
 fi
 if [ "$loso" = true ]; then
   folds=()
@@ -85,12 +132,12 @@ if [ "$loso" = true ]; then
   fi
   wers=()
   for fold in "${folds[@]}"; do
-    model_stages "$exp/data/$fold" "$exp/$fold" "$train_set" dev test
+    fsdd_models "$exp/data/$fold" "$exp/$fold"
     [ -f "$exp/$fold/decode/test/wer.json" ] && wers+=("$exp/$fold/decode/test/wer.json")
   done
   if [ ${#wers[@]} -gt 0 ]; then
     # keyed by its folds: a summary of other folds (an earlier --loso-speakers, or folds not decoded then) is redone
-    run_stage --key "${wers[*]}" 14 summary "$exp" "$ASR" summarize "${wers[@]}" \
+    run_stage --key "${wers[*]} $seeds $warps" 14 summary "$exp" "$ASR" summarize "${wers[@]}" \
       --out "$exp/RESULTS-speaker-independent.md" --title "FSDD leave-one-speaker-out ($conf)"
   fi
 fi
