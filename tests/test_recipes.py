@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -132,25 +133,35 @@ def test_fsdd_recipe_end_to_end_and_resume(speech_data, tmp_path):
 
 def test_fsdd_recipe_trains_a_model_per_seed_and_decodes_them_together(speech_data, tmp_path):
     """--seeds: a fold trains one model per seed (EXP/FOLD/seed-N, each scored alone), then decodes them together
-    (stage 6 ensemble) with --warps; that is the fold's result and the summary's. A bad --seeds or --warps is one
-    line before anything runs; new --warps redo the ensemble and the summary, not the trainings."""
+    (stage 6 ensemble, into EXP/FOLD/decode-ensemble) with --warps; that is the fold's result and the summary's. A bad
+    --seeds or --warps is one line before anything runs; new --warps redo the decodes and scores, not the
+    trainings."""
     import torch
 
     exp = tmp_path / "exp"
     source = speech_data.fsdd_source()
     speaker = sorted({p.stem.split("_")[1] for p in (source / "recordings").glob("*.wav")})[0]
+    calls = tmp_path / "asr-calls.txt"  # every asr command the recipe runs, through ASR (template.sh honours it)
+    wrapper = tmp_path / "asr"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {sys.executable} -m asr "$@"\n')
+    wrapper.chmod(0o755)
+    env = {**os.environ, "ASR": str(wrapper)}
     base = ["bash", RECIPES / "fsdd" / "run.sh", "--source", source, "--exp", exp, "--conventional", "false",
             "--conf", RECIPES / "fsdd" / "conf" / "ci.yaml", "--loso-speakers", speaker,
             "--overrides", "train.epochs=1"]
     for bad, says in ((["--seeds", "1,2"], "--seeds: '1,2' is not a whole number"),
+                      (["--seeds", "010"], "--seeds: '010' is not a whole number"),
+                      (["--seeds", "2 1 2"], "--seeds: seed 2 is given twice"),
+                      (["--seeds", " "], "--seeds: no seed"),
                       (["--warps", "0.9,,1"], "--warps: '' is not a warp"),
                       (["--warps", "1,"], "--warps: '' is not a warp"),
+                      (["--warps", "1\n2"], "one line each"),
                       (["--warps", "3"], "--warps: '3' is not a warp between 0.5 and 2")):
-        r = run(base + bad)
+        r = run(base + bad, env=env)
         assert r.returncode == 2 and says in r.stderr and len(r.stderr.splitlines()) == 1, (bad, r.stderr)
-        assert not exp.exists()
-    cmd = base + ["--seeds", "1 2", "--warps", "0.95,1"]
-    r = run(cmd)
+        assert not exp.exists() and not calls.exists()
+    cmd = base + ["--seeds", "1  2", "--warps", "0.95,1"]
+    r = run(cmd, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     fold = exp / f"loso-{speaker}"
     models = [fold / f"seed-{s}" / "model.pt" for s in (1, 2)]
@@ -159,27 +170,36 @@ def test_fsdd_recipe_trains_a_model_per_seed_and_decodes_them_together(speech_da
     assert not all(torch.equal(a, b) for a, b in zip(bundles[0]["model"].values(), bundles[1]["model"].values()))
     for m in models:  # each seed's model decoded and scored on its own too
         assert (m.parent / "decode" / "test" / "wer.json").exists()
-    # the fold's hypotheses are the two models decoded together at both warps
+    decodes = [line.split() for line in calls.read_text().splitlines() if line.startswith("decode ")]
+    assert len(decodes) == 3 and all("--warps 0.95,1" in " ".join(d) for d in decodes), decodes
+    ensemble = [d for d in decodes if d.count("--model") == 2]
+    assert len(ensemble) == 1 and all(str(m) in ensemble[0] for m in models), decodes
+    # the fold's hypotheses are those of the two models decoded together at both warps
     by_hand = tmp_path / "by-hand.jsonl"
-    asr = [sys.executable, "-m", "asr"]
-    d = run(asr + ["decode", "--model", models[0], "--model", models[1], "--manifest",
-                   exp / "data" / fold.name / "test.jsonl", "--choices", exp / "data" / "words.txt",
-                   "--warps", "0.95,1", "--out", by_hand, "--quiet"])
+    d = run([sys.executable, "-m", "asr", "decode", "--model", models[0], "--model", models[1], "--manifest",
+             exp / "data" / fold.name / "test.jsonl", "--choices", exp / "data" / "words.txt",
+             "--warps", "0.95,1", "--out", by_hand, "--quiet"])
     assert d.returncode == 0, d.stderr
-    assert (fold / "decode" / "test" / "hyp.jsonl").read_text() == by_hand.read_text()
+    assert (fold / "decode-ensemble" / "test" / "hyp.jsonl").read_text() == by_hand.read_text()
     results = (fold / "RESULTS.md").read_text()
-    row = next(line for line in results.splitlines() if line.startswith("| test |"))
-    assert "ensemble of seeds 1 2" in row
+    row = next(line for line in results.splitlines() if line.startswith("| test+ensemble |"))
+    assert "ensemble of seeds 1 2, warps 0.95,1" in row
     wer = float(row.split("|")[2])
     summary = (exp / "RESULTS-speaker-independent.md").read_text()
-    assert f"| {fold.name}/test | {wer:.2f} |" in summary
-    # the same command again: nothing is redone; other warps: the ensemble and the summary only
-    r2 = run(cmd)
-    assert r2.returncode == 0 and all("already done" in line for line in stage_lines(r2.stdout)), r2.stdout
-    r3 = run(base + ["--seeds", "1 2", "--warps", "1"])
+    assert f"| {fold.name}/test | {wer:.2f} |" in summary, summary
+    # the same command again: nothing is redone; other warps: every decode, score and the summary, no training
+    r2 = run(cmd, env=env)
+    lines = stage_lines(r2.stdout)
+    assert r2.returncode == 0 and lines and all("already done" in line for line in lines), r2.stdout
+    calls.unlink()
+    r3 = run(base + ["--seeds", "1 2", "--warps", "1"], env=env)
     assert r3.returncode == 0, r3.stderr[-2000:]
     redone = [line.split("] ")[1].split(":")[0] for line in stage_lines(r3.stdout) if "already done" not in line]
-    assert redone == ["stage 6 ensemble", "stage 7 ensemble-score", "stage 14 summary"], stage_lines(r3.stdout)
+    assert redone == ["stage 6 decode", "stage 7 score", "stage 8 package"] * 2 + [
+        "stage 6 ensemble", "stage 7 ensemble-score", "stage 14 summary"], stage_lines(r3.stdout)
+    decodes = [line for line in calls.read_text().splitlines() if line.startswith("decode ")]
+    assert len(decodes) == 3 and all(line.endswith("--warps 1") for line in decodes), decodes
+    assert "ensemble of seeds 1 2, warps 1 |" in (fold / "RESULTS.md").read_text()
 
 
 def test_fsdd_recipe_adds_other_voices_to_every_training_set(speech_data, tmp_path):

@@ -37,9 +37,22 @@ corpus=fsdd
 decode_opts="--choices $exp/data/words.txt"  # decoding restricted to the ten words
 
 # --seeds and --warps are checked before anything runs (a typo must not cost the trainings before the decode)
-for seed in $seeds; do
-  [[ $seed =~ ^[0-9]+$ ]] || { echo "$0: --seeds: '$seed' is not a whole number (e.g. --seeds \"1 2 3\")" >&2; exit 2; }
+case "$seeds$warps" in *$'\n'*) echo "$0: --seeds and --warps take one line each" >&2; exit 2 ;; esac
+read -ra seed_list <<< "$seeds"
+if [ -n "$seeds" ] && [ ${#seed_list[@]} -eq 0 ]; then
+  echo "$0: --seeds: no seed in '$seeds' (e.g. --seeds \"1 2 3\")" >&2
+  exit 2
+fi
+seen=" "
+for seed in "${seed_list[@]}"; do
+  if ! [[ $seed =~ ^(0|[1-9][0-9]*)$ ]]; then
+    echo "$0: --seeds: '$seed' is not a whole number (e.g. --seeds \"1 2 3\")" >&2
+    exit 2
+  fi
+  [[ $seen == *" $seed "* ]] && { echo "$0: --seeds: seed $seed is given twice" >&2; exit 2; }
+  seen+="$seed "
 done
+seeds="${seed_list[*]}"  # one space between seeds: the stage keys and labels below
 if [ -n "$warps" ]; then
   IFS=, read -ra warp_list <<< "$warps"
   [[ $warps =~ ^[^,](.*[^,])?$ && $warps != *,,* ]] || warp_list+=("")  # an empty entry is refused below
@@ -51,6 +64,7 @@ if [ -n "$warps" ]; then
   done
   decode_opts+=" --warps $warps"
 fi
+decode_key="warps ${warps:-none}"  # every decode and score stage is redone when --warps changes
 
 corpus_stages "$exp/download" "$exp/data" "$exp"
 
@@ -83,13 +97,14 @@ _ensemble_decode() {
   "$ASR" decode "$@" --manifest "$manifests/$set.jsonl" --out "$dir/$set/hyp.jsonl" $decode_opts > /dev/null
 }
 
-# fsdd_models MANIFESTS EXP: stages 3-8 for EXP's model; with --seeds, one model per seed in EXP/seed-N (each
-# decoded and scored alone), then all of them decoded together (stage 6 ensemble, 7 ensemble-score) into
-# EXP/decode/test and EXP/RESULTS.md, where a single model's results would be
+# fsdd_models MANIFESTS EXP: stages 3-8 for EXP's model, its test WER then in result_wer. With --seeds: one model
+# per seed in EXP/seed-N (each decoded and scored alone), then all of them decoded together (stage 6 ensemble,
+# 7 ensemble-score) into EXP/decode-ensemble/test, scored as the "test+ensemble" row of EXP/RESULTS.md
 fsdd_models() {
-  local manifests=$1 dir=$2 seed base=$overrides models=()
+  local manifests=$1 dir=$2 seed base=$overrides models=() key label
   if [ -z "$seeds" ]; then
     model_stages "$manifests" "$dir" "$train_set" dev test
+    result_wer=$dir/decode/test/wer.json
     return
   fi
   for seed in $seeds; do
@@ -98,9 +113,13 @@ fsdd_models() {
     models+=(--model "$dir/seed-$seed/model.pt")
   done
   overrides=$base
-  run_stage --key "$seeds $warps" 6 ensemble "$dir" _ensemble_decode "$manifests" "$dir/decode" test "${models[@]}"
-  run_stage --key "$seeds $warps" 7 ensemble-score "$dir" _score_sets "$manifests" "$dir" "$dir/decode" "" \
-    "ensemble of seeds $seeds" test
+  result_wer=$dir/decode-ensemble/test/wer.json
+  key="seeds $seeds, $decode_key"
+  label="ensemble of seeds $seeds"
+  [ -n "$warps" ] && label+=", warps $warps"
+  run_stage --key "$key" 6 ensemble "$dir" _ensemble_decode "$manifests" "$dir/decode-ensemble" test "${models[@]}"
+  run_stage --key "$key" 7 ensemble-score "$dir" _score_sets "$manifests" "$dir" "$dir/decode-ensemble" +ensemble \
+    "$label" test
 }
 
 train_set=train
@@ -133,11 +152,11 @@ if [ "$loso" = true ]; then
   wers=()
   for fold in "${folds[@]}"; do
     fsdd_models "$exp/data/$fold" "$exp/$fold"
-    [ -f "$exp/$fold/decode/test/wer.json" ] && wers+=("$exp/$fold/decode/test/wer.json")
+    [ -f "$result_wer" ] && wers+=("$result_wer")
   done
   if [ ${#wers[@]} -gt 0 ]; then
     # keyed by its folds: a summary of other folds (an earlier --loso-speakers, or folds not decoded then) is redone
-    run_stage --key "${wers[*]} $seeds $warps" 14 summary "$exp" "$ASR" summarize "${wers[@]}" \
+    run_stage --key "${wers[*]}, seeds ${seeds:-none}, $decode_key" 14 summary "$exp" "$ASR" summarize "${wers[@]}" \
       --out "$exp/RESULTS-speaker-independent.md" --title "FSDD leave-one-speaker-out ($conf)"
   fi
 fi

@@ -15,7 +15,7 @@
 #   14 summary      the recipe's last word: FSDD's speaker summary, the demo's example transcription
 #
 # The calling recipe sets: stage, stop_stage, conf, nj, overrides, and where used corpus, source, decode_opts,
-# score_opts, ngpu, feature_cache, train_prep, tune_opts; then calls
+# decode_key, score_opts, ngpu, feature_cache, train_prep, tune_opts; then calls
 #   corpus_stages DOWNLOAD_DIR MANIFEST_DIR MARKER_DIR       (stages 1-2)
 #   model_stages  MANIFEST_DIR EXP TRAIN DEV "TEST ..."      (stages 3-8)
 #   lm_stages     MANIFEST_DIR EXP ARPA DEV "TEST ..."       (stages 10-13; stage 9, making ARPA, is the recipe's)
@@ -144,10 +144,14 @@ model_stages() {
   # shellcheck disable=SC2086
   run_stage 5 train "$exp" _train --config "$conf" data.train="$manifests/$train_set.jsonl" "${dev_opt[@]}" \
     "${cache_opt[@]}" "${prep_opt[@]}" train.exp_dir="$exp" $overrides
+  # a recipe whose decode options can change between runs sets decode_key: stages 6-7 are redone when it changes
+  local key_opt=()
+  [ -n "${decode_key:-}" ] && key_opt=(--key "$decode_key")
   # shellcheck disable=SC2086
-  run_stage 6 decode "$exp" _decode_sets "$manifests" "$exp/model.pt" "$exp/decode" "$test_sets" ${decode_opts:-}
+  run_stage "${key_opt[@]}" 6 decode "$exp" _decode_sets "$manifests" "$exp/model.pt" "$exp/decode" "$test_sets" \
+    ${decode_opts:-}
   # shellcheck disable=SC2086
-  run_stage 7 score "$exp" _rescore "$manifests" "$exp" $test_sets
+  run_stage "${key_opt[@]}" 7 score "$exp" _rescore "$manifests" "$exp" $test_sets
   run_stage 8 package "$exp" "$ASR" package "$exp" "$exp/final.pt"
 }
 
