@@ -88,15 +88,6 @@ extra_voices() {
     "$ASR" merge "${split%.jsonl}-extra.jsonl" "$split" "$exp/data/extra.jsonl" > /dev/null || return 1
   done
 }
-# _ensemble_decode MANIFESTS DECODE_DIR SET --model M ...: the models' averaged closed-set posteriors (asr decode
-# with several --model) into DECODE_DIR/SET/hyp.jsonl
-_ensemble_decode() {
-  local manifests=$1 dir=$2 set=$3
-  shift 3
-  # shellcheck disable=SC2086
-  "$ASR" decode "$@" --manifest "$manifests/$set.jsonl" --out "$dir/$set/hyp.jsonl" $decode_opts > /dev/null
-}
-
 # fsdd_models MANIFESTS EXP: stages 3-8 for EXP's model, its test WER then in result_wer. With --seeds: one model
 # per seed in EXP/seed-N (each decoded and scored alone), then all of them decoded together (stage 6 ensemble,
 # 7 ensemble-score) into EXP/decode-ensemble/test, scored as the "test+ensemble" row of EXP/RESULTS.md
@@ -110,14 +101,18 @@ fsdd_models() {
   for seed in $seeds; do
     overrides="$base train.seed=$seed"
     model_stages "$manifests" "$dir/seed-$seed" "$train_set" dev test
-    models+=(--model "$dir/seed-$seed/model.pt")
+    models+=("$dir/seed-$seed/model.pt")
   done
   overrides=$base
   result_wer=$dir/decode-ensemble/test/wer.json
   key="seeds $seeds, $decode_key"
   label="ensemble of seeds $seeds"
   [ -n "$warps" ] && label+=", warps $warps"
-  run_stage --key "$key" 6 ensemble "$dir" _ensemble_decode "$manifests" "$dir/decode-ensemble" test "${models[@]}"
+  local more=() m  # the template's _decode_sets with the other seeds' models as more --model options
+  for m in "${models[@]:1}"; do more+=(--model "$m"); done
+  # shellcheck disable=SC2086
+  run_stage --key "$key" 6 ensemble "$dir" _decode_sets "$manifests" "${models[0]}" "$dir/decode-ensemble" test \
+    "${more[@]}" $decode_opts
   run_stage --key "$key" 7 ensemble-score "$dir" _score_sets "$manifests" "$dir" "$dir/decode-ensemble" +ensemble \
     "$label" test
 }
